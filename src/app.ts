@@ -1,0 +1,78 @@
+import { Elysia } from 'elysia'
+import { createCallerAuth } from './auth/caller'
+import type { Deps } from './deps'
+import { AppError } from './errors'
+import { corsModule } from './http/cors'
+import { errorFields } from './log'
+import { downloadsModule } from './modules/downloads'
+import { createDownloadService } from './modules/downloads/service'
+import { opsModule } from './modules/ops'
+import { tokensModule } from './modules/tokens'
+import { createDownloadTokenCodec } from './modules/tokens/download-token'
+import { createTokenService } from './modules/tokens/service'
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+function errorBody(code: string, message: string) {
+	return { error: code, message }
+}
+
+/**
+ * The root Elysia app: one error renderer, CORS, then each feature module.
+ * Builds services from `deps`; performs no I/O itself.
+ */
+export function createApp(deps: Deps) {
+	const { config, clock, log, store, storage } = deps
+	const codec = createDownloadTokenCodec({
+		secret: config.jwtSecret,
+		previousSecrets: config.jwtPreviousSecrets,
+		clock,
+	})
+	const tokens = createTokenService({
+		store,
+		storage,
+		codec,
+		clock,
+		defaultTtlS: config.defaultTtlS,
+		maxTtlS: config.maxTtlS,
+		resumeAllowanceBytes: config.resumeAllowanceBytes,
+	})
+	const downloads = createDownloadService({ codec, store, storage, log })
+
+	return new Elysia({ name: 'download-gate' })
+		.onError(({ error, code, set }) => {
+			set.headers['content-type'] = JSON_TYPE
+			if (error instanceof AppError) {
+				set.status = error.status
+				Object.assign(set.headers, error.headers)
+				if (error.status >= 500) log.warn('request failed', { code: error.code, ...errorFields(error) })
+				return error.toJSON()
+			}
+			if (code === 'NOT_FOUND') {
+				set.status = 404
+				return errorBody('not_found', 'No such route.')
+			}
+			if (code === 'PARSE' || code === 'VALIDATION') {
+				set.status = 400
+				return errorBody('invalid_request', 'The request could not be understood.')
+			}
+			// Anything else is a bug: log it whole, tell the client nothing about it.
+			log.error('unhandled error', { code: String(code), ...errorFields(error) })
+			set.status = 500
+			return errorBody('internal_error', 'Something went wrong on our side.')
+		})
+		.use(corsModule(config.corsOrigins))
+		.use(opsModule({ store, storage, log, draining: deps.draining }))
+		.use(
+			tokensModule({
+				tokens,
+				callerAuth: createCallerAuth(config, clock),
+				publicBaseUrl: config.publicBaseUrl,
+				trustProxy: config.trustProxy,
+			}),
+		)
+		.use(downloadsModule({ downloads, log, clock, allowQueryToken: config.allowQueryToken }))
+}
+
+/** The app's type, for typed clients (Eden treaty). */
+export type App = ReturnType<typeof createApp>

@@ -1,0 +1,119 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { Clock } from './clock'
+import { systemClock } from './clock'
+import type { Config } from './config'
+import { createLogger, errorFields, type Logger } from './log'
+import { createDiskStorage, type Storage } from './storage/disk'
+import { createMemoryTokenStore } from './store/memory'
+import { createRedisTokenStore, type RedisClient } from './store/redis'
+import type { TokenStore } from './store/types'
+
+/** Everything the app needs from the outside world; built once per process. */
+export interface Deps {
+	readonly config: Config
+	readonly clock: Clock
+	readonly log: Logger
+	readonly store: TokenStore
+	readonly storage: Storage
+	readonly draining: () => boolean
+	/** Closes what `createDeps` built (the Redis client, store timers). */
+	close(): Promise<void>
+}
+
+export interface DepsOverrides {
+	readonly clock?: Clock
+	readonly log?: Logger
+	readonly draining?: () => boolean
+	/** A ready client to use instead of building one (not closed by `close`). */
+	readonly redis?: RedisClient
+}
+
+// Fail fast: a command while Redis is down errors at once (no offline queue)
+// or within a second (commandTimeout), and the client keeps reconnecting in
+// the background so the service recovers by itself.
+const FAIL_FAST: RedisOptions = {
+	enableOfflineQueue: false,
+	maxRetriesPerRequest: 1,
+	commandTimeout: 1000,
+	connectTimeout: 2000,
+	enableAutoPipelining: true,
+	retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+	lazyConnect: true,
+}
+
+/** Builds the Redis client the config asks for; the caller owns and closes it. */
+export function createRedisClient(config: Config): RedisClient | null {
+	const store = config.store
+	switch (store.kind) {
+		case 'memory':
+			return null
+		case 'redis':
+			return new Redis(store.url, FAIL_FAST)
+		case 'sentinel':
+			return new Redis({
+				...FAIL_FAST,
+				sentinels: store.sentinels.map((s) => ({ host: s.host, port: s.port })),
+				name: store.name,
+				...(store.password ? { password: store.password } : {}),
+			})
+		case 'cluster':
+			return new Cluster(
+				store.nodes.map((n) => ({ host: n.host, port: n.port })),
+				{
+					enableOfflineQueue: false,
+					enableAutoPipelining: true,
+					lazyConnect: true,
+					clusterRetryStrategy: FAIL_FAST.retryStrategy,
+					redisOptions: {
+						...FAIL_FAST,
+						...(store.password ? { password: store.password } : {}),
+					},
+				},
+			)
+	}
+}
+
+async function waitReady(client: RedisClient, timeoutMs: number): Promise<void> {
+	let timer: ReturnType<typeof setTimeout> | undefined
+	const timeout = new Promise<never>((_, reject) => {
+		timer = setTimeout(() => reject(new Error(`Redis not ready after ${timeoutMs} ms`)), timeoutMs)
+	})
+	try {
+		await Promise.race([client.connect(), timeout])
+	} finally {
+		clearTimeout(timer)
+	}
+}
+
+/**
+ * The only place that builds the Redis client and storage. Waits for Redis to
+ * be ready (failing within a few seconds if it is not).
+ */
+export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
+	const clock = overrides.clock ?? systemClock
+	const log = overrides.log ?? createLogger(config.logLevel)
+	const owned = overrides.redis ? null : createRedisClient(config)
+	const client = overrides.redis ?? owned
+	if (owned) {
+		owned.on('error', (err: unknown) => log.warn('redis error', errorFields(err)))
+		await waitReady(owned, 5000).catch((err: unknown) => {
+			owned.disconnect()
+			throw err
+		})
+	}
+	const store = client
+		? createRedisTokenStore(client, { prefix: config.redisKeyPrefix, clock })
+		: createMemoryTokenStore({ clock })
+	return {
+		config,
+		clock,
+		log,
+		store,
+		storage: createDiskStorage(config.storageDir),
+		draining: overrides.draining ?? (() => false),
+		async close() {
+			await store.close()
+			if (owned) await owned.quit().catch(() => owned.disconnect())
+		},
+	}
+}

@@ -1,0 +1,99 @@
+/** The stable error codes of SPEC §3; clients switch on these, never on messages. */
+export type ErrorCode =
+	| 'invalid_request'
+	| 'unauthorized'
+	| 'forbidden'
+	| 'not_found'
+	| 'file_not_found'
+	| 'missing_token'
+	| 'invalid_token'
+	| 'token_expired'
+	| 'token_mismatch'
+	| 'token_revoked'
+	| 'token_used_up'
+	| 'rate_limited'
+	| 'store_unavailable'
+	| 'internal_error'
+
+/** An error a client may see: HTTP status, stable code, human message, extra headers. */
+export class AppError extends Error {
+	constructor(
+		readonly code: ErrorCode,
+		readonly status: number,
+		message: string,
+		readonly headers: Readonly<Record<string, string>> = {},
+		options?: { cause?: unknown },
+	) {
+		super(message, options)
+		this.name = 'AppError'
+	}
+
+	/** The JSON body every error response carries. */
+	toJSON(): { error: ErrorCode; message: string } {
+		return { error: this.code, message: this.message }
+	}
+}
+
+/** 400: a parameter is malformed or out of range. */
+export class InvalidRequestError extends AppError {
+	constructor(message: string) {
+		super('invalid_request', 400, message)
+	}
+}
+
+/** 401 on the download route: Bearer challenge per RFC 6750. */
+export class TokenError extends AppError {
+	constructor(
+		code: 'missing_token' | 'invalid_token' | 'token_expired' | 'token_revoked' | 'token_used_up',
+		message: string,
+		options?: { cause?: unknown },
+	) {
+		const challenge =
+			code === 'missing_token'
+				? 'Bearer realm="download-gate"'
+				: `Bearer realm="download-gate", error="invalid_token", error_description="${message.replace(/"/g, "'")}"`
+		super(code, 401, message, { 'WWW-Authenticate': challenge }, options)
+	}
+}
+
+/** 401: the caller of a management route could not be authenticated. */
+export class UnauthorizedError extends AppError {
+	constructor(message: string, challenge = 'Bearer realm="download-gate"') {
+		super('unauthorized', 401, message, { 'WWW-Authenticate': challenge })
+	}
+}
+
+/** 403: authenticated, but not allowed to act on this user or file. */
+export class ForbiddenError extends AppError {
+	constructor(code: 'forbidden' | 'token_mismatch', message: string) {
+		super(code, 403, message)
+	}
+}
+
+/** 404: the file does not exist, is not a regular file, or lies outside storage. */
+export class FileNotFoundError extends AppError {
+	constructor() {
+		super('file_not_found', 404, 'No such file for this user.')
+	}
+}
+
+/** 429 with `Retry-After` in whole seconds. */
+export class RateLimitedError extends AppError {
+	constructor(retryAfterS: number) {
+		const seconds = Math.max(1, Math.ceil(retryAfterS))
+		super('rate_limited', 429, `Too many requests; retry in ${seconds} s.`, { 'Retry-After': String(seconds) })
+	}
+}
+
+/** 503: the token store did not answer; nothing is served without it. */
+export class StoreUnavailableError extends AppError {
+	constructor(cause?: unknown) {
+		super(
+			'store_unavailable',
+			503,
+			'The token store is unavailable; try again shortly.',
+			{ 'Retry-After': '1' },
+			{ cause },
+		)
+	}
+}

@@ -1,0 +1,87 @@
+/** The request headers that decide which part of a file is sent (RFC 9110 §13, §14). */
+export interface ConditionalRequest {
+	readonly method: 'GET' | 'HEAD'
+	readonly range: string | null
+	readonly ifRange: string | null
+	readonly ifNoneMatch: string | null
+	readonly ifModifiedSince: string | null
+}
+
+/** The validators of the file about to be sent. */
+export interface Representation {
+	readonly size: number
+	readonly etag: string
+	readonly mtimeMs: number
+}
+
+/**
+ * What to answer: 304, 416, the whole file (`rangeIgnored` when a Range header
+ * was present but not honoured), or one byte range (inclusive `end`).
+ */
+export type Selection =
+	| { readonly kind: 'not-modified' }
+	| { readonly kind: 'unsatisfiable' }
+	| { readonly kind: 'full'; readonly rangeIgnored: boolean }
+	| { readonly kind: 'partial'; readonly start: number; readonly end: number }
+
+const weak = (tag: string) => (tag.startsWith('W/') ? tag.slice(2) : tag)
+
+function matchesAny(header: string, etag: string): boolean {
+	if (header.trim() === '*') return true
+	const target = weak(etag)
+	// Entity tags are quoted and may not contain commas; a split is safe.
+	return header.split(',').some((candidate) => weak(candidate.trim()) === target)
+}
+
+/** Seconds since the epoch of an HTTP-date, or null when it is not one. */
+function httpDateS(value: string): number | null {
+	const ms = Date.parse(value)
+	return Number.isNaN(ms) ? null : Math.floor(ms / 1000)
+}
+
+const MAX_DIGITS = 15 // stays below 2^53, so byte positions are exact numbers
+
+type ParsedRange = { start: number; end: number } | 'unsatisfiable' | 'ignore'
+
+/** Parses a single `bytes=` range; multiple ranges, other units and bad syntax are ignored (RFC 9110 §14.2). */
+export function parseRange(header: string, size: number): ParsedRange {
+	const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header)
+	if (!m) return 'ignore'
+	const [, first = '', last = ''] = m
+	if (first.length > MAX_DIGITS || last.length > MAX_DIGITS) return 'ignore'
+	if (first === '') {
+		if (last === '') return 'ignore'
+		const suffix = Number(last)
+		if (suffix === 0 || size === 0) return 'unsatisfiable'
+		return { start: Math.max(0, size - suffix), end: size - 1 }
+	}
+	const start = Number(first)
+	const end = last === '' ? size - 1 : Number(last)
+	if (end < start) return 'ignore'
+	if (start >= size) return 'unsatisfiable'
+	return { start, end: Math.min(end, size - 1) }
+}
+
+function ifRangeHolds(ifRange: string, file: Representation): boolean {
+	const value = ifRange.trim()
+	if (value.startsWith('"') || value.startsWith('W/')) return value === file.etag // strong comparison only
+	const date = httpDateS(value)
+	return date !== null && date === Math.floor(file.mtimeMs / 1000)
+}
+
+/** Decides 304 / 416 / 200 / 206 for a GET or HEAD on `file`, in RFC 9110 §13.2.2 order. */
+export function selectRepresentation(req: ConditionalRequest, file: Representation): Selection {
+	if (req.ifNoneMatch !== null) {
+		if (matchesAny(req.ifNoneMatch, file.etag)) return { kind: 'not-modified' }
+	} else if (req.ifModifiedSince !== null) {
+		const since = httpDateS(req.ifModifiedSince)
+		if (since !== null && Math.floor(file.mtimeMs / 1000) <= since) return { kind: 'not-modified' }
+	}
+	// Range is defined for GET only; HEAD describes the whole representation.
+	if (req.method !== 'GET' || req.range === null) return { kind: 'full', rangeIgnored: false }
+	if (req.ifRange !== null && !ifRangeHolds(req.ifRange, file)) return { kind: 'full', rangeIgnored: true }
+	const range = parseRange(req.range, file.size)
+	if (range === 'ignore') return { kind: 'full', rangeIgnored: true }
+	if (range === 'unsatisfiable') return { kind: 'unsatisfiable' }
+	return { kind: 'partial', start: range.start, end: range.end }
+}

@@ -1,0 +1,27 @@
+// RFC 5987 attr-char: everything else in filename* is percent-encoded.
+const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/
+
+function encodeExtValue(value: string): string {
+	let out = ''
+	for (const ch of value) {
+		if (ATTR_CHAR.test(ch)) out += ch
+		else for (const byte of Buffer.from(ch, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`
+	}
+	return out
+}
+
+/** An ASCII stand-in: accents dropped (é → e), other non-ASCII, quotes and backslashes become `_`. */
+export function asciiFallback(filename: string): string {
+	return filename
+		.normalize('NFKD')
+		.replace(/\p{M}/gu, '')
+		.replace(/[^\x20-\x7e]|["\\%]/g, '_')
+}
+
+/**
+ * `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>`
+ * (RFC 6266 / RFC 5987), so old clients get a safe name and new ones the real one.
+ */
+export function contentDisposition(filename: string): string {
+	return `attachment; filename="${asciiFallback(filename)}"; filename*=UTF-8''${encodeExtValue(filename)}`
+}

@@ -1,0 +1,72 @@
+import { contentDisposition } from '../../http/content-disposition'
+import { fileStream } from '../../http/file-stream'
+import { contentTypeFor } from '../../http/mime'
+import type { DownloadPlan } from './service'
+
+function representationHeaders(plan: DownloadPlan): Record<string, string> {
+	const { file, claims } = plan
+	return {
+		'Content-Type': contentTypeFor(claims.filename),
+		'Content-Disposition': contentDisposition(claims.filename),
+		'X-Content-Type-Options': 'nosniff',
+		'Cache-Control': 'private, no-store',
+		'Accept-Ranges': 'bytes',
+		ETag: file.etag,
+		'Last-Modified': new Date(file.mtimeMs).toUTCString(),
+	}
+}
+
+/**
+ * Turns a plan into the Response. Unlimited tokens get zero-copy `Bun.file`
+ * bodies (sendfile); budgeted ones a counted stream, so a broken connection
+ * can give back what was never written (`onBroken(written)`).
+ */
+export function downloadResponse(
+	plan: DownloadPlan,
+	method: 'GET' | 'HEAD',
+	signal: AbortSignal,
+	onBroken: (written: number) => void,
+): Response {
+	const { file, selection } = plan
+	const headers = representationHeaders(plan)
+
+	if (selection.kind === 'not-modified') {
+		const { 'Content-Type': _t, 'Content-Disposition': _d, ...validators } = headers
+		return new Response(null, { status: 304, headers: validators })
+	}
+	if (selection.kind === 'unsatisfiable') {
+		const body = JSON.stringify({
+			error: 'range_not_satisfiable',
+			message: `The requested range is outside the file (${file.size} bytes).`,
+		})
+		return new Response(body, {
+			status: 416,
+			headers: {
+				'Content-Type': 'application/json',
+				'Content-Range': `bytes */${file.size}`,
+				'Cache-Control': 'no-store',
+			},
+		})
+	}
+
+	const start = selection.kind === 'partial' ? selection.start : 0
+	const end = selection.kind === 'partial' ? selection.end + 1 : file.size
+	const status = selection.kind === 'partial' ? 206 : 200
+	if (selection.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end - 1}/${file.size}`
+	headers['Content-Length'] = String(end - start)
+	if (method === 'HEAD') return new Response(null, { status, headers })
+
+	// Bun answers a Range request itself when the body is a whole Bun.file, so
+	// a deliberate 200 to a Range request (If-Range failed, unparsable range) is streamed.
+	const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
+	if (!plan.budgeted && !ignoredRange) {
+		const blob = Bun.file(file.path)
+		return new Response(selection.kind === 'partial' ? blob.slice(start, end) : blob, { status, headers })
+	}
+
+	const { stream, abort } = fileStream(file.path, start, end, (written, complete) => {
+		if (!complete) onBroken(written)
+	})
+	signal.addEventListener('abort', abort, { once: true })
+	return new Response(stream, { status, headers })
+}

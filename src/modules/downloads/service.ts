@@ -1,0 +1,107 @@
+import { FileNotFoundError, ForbiddenError, TokenError } from '../../errors'
+import { type ConditionalRequest, type Selection, selectRepresentation } from '../../http/conditional'
+import type { Logger } from '../../log'
+import { errorFields } from '../../log'
+import type { Storage, StoredFile } from '../../storage/disk'
+import type { TokenStore } from '../../store/types'
+import type { DownloadClaims, DownloadTokenCodec } from '../tokens/download-token'
+import { assertValidNames } from '../tokens/service'
+
+/** What the download route is about to send, all checks passed. */
+export interface DownloadPlan {
+	readonly claims: DownloadClaims
+	readonly file: StoredFile
+	readonly selection: Selection
+	/** True when the body was paid for from a `max_uses` budget. */
+	readonly budgeted: boolean
+	/** Bytes reserved from the budget (0 when none). */
+	readonly reserved: number
+}
+
+export interface DownloadRequest {
+	readonly token: string | null
+	readonly userId: string
+	readonly filename: string
+	readonly conditional: ConditionalRequest
+}
+
+export interface DownloadService {
+	/**
+	 * Runs the checks of SPEC §3.2 in order and reserves the body's bytes for a
+	 * budgeted token. Throws `InvalidRequestError`, `TokenError`,
+	 * `ForbiddenError`, `FileNotFoundError`, `StoreUnavailableError`.
+	 */
+	prepare(request: DownloadRequest): Promise<DownloadPlan>
+	/** After a broken connection: gives back what was reserved but not delivered. Never throws. */
+	settle(plan: DownloadPlan, written: number): Promise<void>
+}
+
+export interface DownloadServiceDeps {
+	readonly codec: DownloadTokenCodec
+	readonly store: TokenStore
+	readonly storage: Storage
+	readonly log: Logger
+}
+
+function bodyLength(selection: Selection, file: StoredFile, method: 'GET' | 'HEAD'): number {
+	if (method === 'HEAD') return 0
+	if (selection.kind === 'full') return file.size
+	if (selection.kind === 'partial') return selection.end - selection.start + 1
+	return 0
+}
+
+/** Builds the download service; it never sees an HTTP request. */
+export function createDownloadService(deps: DownloadServiceDeps): DownloadService {
+	const { codec, store, storage, log } = deps
+
+	const denyMissingRecord = () =>
+		new TokenError('token_revoked', 'This download token has been revoked or is no longer valid.')
+
+	return {
+		async prepare(request) {
+			assertValidNames(request.userId, request.filename)
+			if (request.token === null) throw new TokenError('missing_token', 'A download token is required.')
+			const claims = await codec.verify(request.token)
+			if (claims.action !== 'download' || claims.user_id !== request.userId || claims.filename !== request.filename)
+				throw new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
+
+			const file = await storage.find(request.userId, request.filename)
+			if (!file) {
+				// The record check (5) comes before the file check (6), even with nothing to send.
+				const check = await store.take(claims.user_id, claims.jti, 0)
+				if (check.status === 'missing' || check.status === 'revoked') throw denyMissingRecord()
+				throw new FileNotFoundError()
+			}
+			const selection = selectRepresentation(request.conditional, file)
+			const length = bodyLength(selection, file, request.conditional.method)
+			const taken = await store.take(claims.user_id, claims.jti, length)
+			switch (taken.status) {
+				case 'missing':
+				case 'revoked':
+					throw denyMissingRecord()
+				case 'used_up':
+					throw new TokenError(
+						'token_used_up',
+						`This token's downloads are used up (${taken.bytesLeft} of the ${length} bytes asked for remain).`,
+					)
+				default:
+					return { claims, file, selection, budgeted: taken.budgeted, reserved: taken.budgeted ? length : 0 }
+			}
+		},
+
+		async settle(plan, written) {
+			if (!plan.budgeted) return
+			const unwritten = Math.max(0, plan.reserved - written)
+			try {
+				await store.giveBack(plan.claims.user_id, plan.claims.jti, unwritten, Math.min(written, plan.reserved))
+			} catch (err) {
+				// Failing to give bytes back only ever errs on the side of the budget.
+				log.warn('could not return unsent bytes to the budget', {
+					jti: plan.claims.jti,
+					unwritten,
+					...errorFields(err),
+				})
+			}
+		},
+	}
+}
