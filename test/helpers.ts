@@ -1,0 +1,139 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createApp } from '../src/app'
+import type { Clock } from '../src/clock'
+import { type Config, type Env, loadConfig } from '../src/config'
+import { createDeps, type Deps } from '../src/deps'
+import { createLogger, type Logger } from '../src/log'
+
+export type StoreKind = 'redis' | 'memory'
+
+/** A clock tests move by hand. */
+export interface FakeClock {
+	readonly now: Clock
+	advance(ms: number): void
+}
+
+export function fakeClock(start = Date.now()): FakeClock {
+	let t = start
+	return { now: () => t, advance: (ms) => void (t += ms) }
+}
+
+/** Log lines kept in memory, to assert what is (and is not) logged. */
+export function captureLogger(): { log: Logger; lines: string[] } {
+	const lines: string[] = []
+	return { log: createLogger('debug', (line) => lines.push(line)), lines }
+}
+
+export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789'
+export const API_KEY = 'test-api-key-0123456789abcdef'
+
+export interface TestApp {
+	readonly app: ReturnType<typeof createApp>
+	readonly deps: Deps
+	readonly config: Config
+	readonly clock: FakeClock
+	readonly storageDir: string
+	readonly logLines: string[]
+	/** Sends a request through `app.handle` (no socket). */
+	request(path: string, init?: RequestInit): Promise<Response>
+	/** Writes a file into storage and returns its bytes. */
+	putFile(userId: string, filename: string, content: Uint8Array | string): Promise<Uint8Array>
+	/** Issues a token through the API (ISSUE_AUTH none or the test key). */
+	issue(userId: string, filename: string, query?: string): Promise<IssueBody>
+	/** Starts a real listening server on a free port; returns its base URL. */
+	listen(): string
+	close(): Promise<void>
+}
+
+export interface IssueBody {
+	token: string
+	expires_in: number
+	download_url: string
+	jti: string
+	expires_at: string
+	max_uses: number | null
+}
+
+/** A unique key prefix, so tests sharing one redis-server never see each other's keys. */
+export function uniquePrefix(): string {
+	return `t${crypto.randomUUID().slice(0, 8)}:`
+}
+
+/**
+ * Builds the real app on a temporary storage dir with the chosen store (a
+ * real redis-server for 'redis'), a fake clock and a captured log.
+ */
+export async function makeTestApp(options: { store?: StoreKind; env?: Env; clock?: FakeClock } = {}): Promise<TestApp> {
+	const storageDir = await mkdtemp(join(tmpdir(), 'dlg-storage-'))
+	const store = options.store ?? 'redis'
+	const redisUrl = process.env.TEST_REDIS_URL
+	if (store === 'redis' && !redisUrl) throw new Error('TEST_REDIS_URL is not set: is test/setup.ts preloaded?')
+	const config = loadConfig({
+		JWT_SECRET: TEST_SECRET,
+		STORAGE_DIR: storageDir,
+		LOG_LEVEL: 'silent',
+		REDIS_KEY_PREFIX: uniquePrefix(),
+		...(store === 'redis' ? { REDIS_URL: redisUrl } : {}),
+		...options.env,
+	})
+	const clock = options.clock ?? fakeClock()
+	const { log, lines } = captureLogger()
+	const deps = await createDeps(config, { clock: clock.now, log })
+	const app = createApp(deps)
+	let listening = false
+
+	const testApp: TestApp = {
+		app,
+		deps,
+		config,
+		clock,
+		storageDir,
+		logLines: lines,
+		request: (path, init) => app.handle(new Request(`http://localhost${path}`, init)),
+		async putFile(userId, filename, content) {
+			const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content
+			await mkdir(join(storageDir, userId), { recursive: true })
+			await writeFile(join(storageDir, userId, filename), bytes)
+			return bytes
+		},
+		async issue(userId, filename, query = '') {
+			const res = await testApp.request(
+				`/api/get-download-token/${encodeURIComponent(userId)}/${encodeURIComponent(filename)}${query}`,
+				{ headers: config.apiKeys.length > 0 ? { 'X-API-Key': config.apiKeys[0] ?? '' } : {} },
+			)
+			if (res.status !== 200) throw new Error(`issue failed: ${res.status} ${await res.text()}`)
+			return (await res.json()) as IssueBody
+		},
+		listen() {
+			app.listen({ port: 0, hostname: '127.0.0.1' })
+			listening = true
+			const port = app.server?.port
+			if (!port) throw new Error('server did not start')
+			return `http://127.0.0.1:${port}`
+		},
+		async close() {
+			if (listening) await app.stop(true)
+			await deps.close()
+			await rm(storageDir, { recursive: true, force: true })
+		},
+	}
+	return testApp
+}
+
+/** Random bytes of a given length (crypto-quality is not needed, speed is). */
+export function randomBytesOf(length: number): Uint8Array {
+	const out = new Uint8Array(length)
+	for (let i = 0; i < length; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(length, i + 65536)))
+	return out
+}
+
+export function sha256(data: Uint8Array | ArrayBuffer): string {
+	return new Bun.CryptoHasher('sha256').update(data).digest('hex')
+}
+
+export const bearer = (token: string): Record<string, string> => ({ Authorization: `Bearer ${token}` })
+
+export const downloadPath = (userId: string, filename: string) =>
+	`/api/download/${encodeURIComponent(userId)}/${encodeURIComponent(filename)}`

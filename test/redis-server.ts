@@ -1,0 +1,78 @@
+import type { Subprocess } from 'bun'
+
+/** A real redis-server child process on a free loopback port, for tests. */
+export interface RedisServer {
+	readonly port: number
+	readonly url: string
+	/** Stops the server (SIGTERM) and waits for it to exit. */
+	stop(): Promise<void>
+	/** Starts it again on the same port (empty: nothing is persisted). */
+	start(): Promise<void>
+}
+
+/** A port that was free a moment ago (bound to 0, then released). */
+export function freePort(): number {
+	const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+	const port = probe.port
+	probe.stop(true)
+	return port
+}
+
+async function answersPing(port: number): Promise<boolean> {
+	try {
+		const reply = await new Promise<string>((resolve, reject) => {
+			Bun.connect({
+				hostname: '127.0.0.1',
+				port,
+				socket: {
+					open(socket) {
+						socket.write('PING\r\n')
+					},
+					data(socket, data) {
+						resolve(data.toString())
+						socket.end()
+					},
+					error(_socket, err) {
+						reject(err)
+					},
+					connectError(_socket, err) {
+						reject(err)
+					},
+				},
+			}).catch(reject)
+		})
+		return reply.startsWith('+PONG')
+	} catch {
+		return false
+	}
+}
+
+/** Starts `redis-server` with persistence off and waits until it answers PING. */
+export async function startRedisServer(port = freePort()): Promise<RedisServer> {
+	let child: Subprocess | null = null
+	const start = async () => {
+		child = Bun.spawn(
+			['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+			{ stdout: 'ignore', stderr: 'inherit' },
+		)
+		for (let i = 0; i < 200; i++) {
+			if (await answersPing(port)) return
+			if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} (port ${port})`)
+			await Bun.sleep(25)
+		}
+		throw new Error(`redis-server did not answer on port ${port}`)
+	}
+	await start()
+	return {
+		port,
+		url: `redis://127.0.0.1:${port}`,
+		async stop() {
+			const running = child
+			child = null
+			if (!running) return
+			running.kill('SIGTERM')
+			await running.exited
+		},
+		start,
+	}
+}
