@@ -17,7 +17,12 @@ export interface FakeClock {
 
 export function fakeClock(start = Date.now()): FakeClock {
 	let t = start
-	return { now: () => t, advance: (ms) => void (t += ms) }
+	return {
+		now: () => t,
+		advance(ms) {
+			t += ms
+		},
+	}
 }
 
 /** Log lines kept in memory, to assert what is (and is not) logged. */
@@ -36,14 +41,14 @@ export interface TestApp {
 	readonly clock: FakeClock
 	readonly storageDir: string
 	readonly logLines: string[]
-	/** Sends a request through `app.handle` (no socket). */
+	/** Base URL of the real listening server (every test goes through Bun's HTTP layer). */
+	readonly baseUrl: string
+	/** Sends a request to the listening server. */
 	request(path: string, init?: RequestInit): Promise<Response>
 	/** Writes a file into storage and returns its bytes. */
-	putFile(userId: string, filename: string, content: Uint8Array | string): Promise<Uint8Array>
+	putFile(userId: string, filename: string, content: Uint8Array<ArrayBuffer> | string): Promise<Uint8Array<ArrayBuffer>>
 	/** Issues a token through the API (ISSUE_AUTH none or the test key). */
 	issue(userId: string, filename: string, query?: string): Promise<IssueBody>
-	/** Starts a real listening server on a free port; returns its base URL. */
-	listen(): string
 	close(): Promise<void>
 }
 
@@ -81,8 +86,10 @@ export async function makeTestApp(options: { store?: StoreKind; env?: Env; clock
 	const clock = options.clock ?? fakeClock()
 	const { log, lines } = captureLogger()
 	const deps = await createDeps(config, { clock: clock.now, log })
-	const app = createApp(deps)
-	let listening = false
+	const app = createApp(deps).listen({ port: 0, hostname: '127.0.0.1' })
+	const port = app.server?.port
+	if (!port) throw new Error('server did not start')
+	const baseUrl = `http://127.0.0.1:${port}`
 
 	const testApp: TestApp = {
 		app,
@@ -91,7 +98,8 @@ export async function makeTestApp(options: { store?: StoreKind; env?: Env; clock
 		clock,
 		storageDir,
 		logLines: lines,
-		request: (path, init) => app.handle(new Request(`http://localhost${path}`, init)),
+		baseUrl,
+		request: (path, init) => fetch(`${baseUrl}${path}`, init),
 		async putFile(userId, filename, content) {
 			const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content
 			await mkdir(join(storageDir, userId), { recursive: true })
@@ -106,15 +114,8 @@ export async function makeTestApp(options: { store?: StoreKind; env?: Env; clock
 			if (res.status !== 200) throw new Error(`issue failed: ${res.status} ${await res.text()}`)
 			return (await res.json()) as IssueBody
 		},
-		listen() {
-			app.listen({ port: 0, hostname: '127.0.0.1' })
-			listening = true
-			const port = app.server?.port
-			if (!port) throw new Error('server did not start')
-			return `http://127.0.0.1:${port}`
-		},
 		async close() {
-			if (listening) await app.stop(true)
+			await app.stop(true)
 			await deps.close()
 			await rm(storageDir, { recursive: true, force: true })
 		},
@@ -123,7 +124,7 @@ export async function makeTestApp(options: { store?: StoreKind; env?: Env; clock
 }
 
 /** Random bytes of a given length (crypto-quality is not needed, speed is). */
-export function randomBytesOf(length: number): Uint8Array {
+export function randomBytesOf(length: number): Uint8Array<ArrayBuffer> {
 	const out = new Uint8Array(length)
 	for (let i = 0; i < length; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(length, i + 65536)))
 	return out

@@ -6,7 +6,7 @@ export interface RedisServer {
 	readonly url: string
 	/** Stops the server (SIGTERM) and waits for it to exit. */
 	stop(): Promise<void>
-	/** Starts it again on the same port (empty: nothing is persisted). */
+	/** Starts it again on the same port (empty unless started with `dataDir`). */
 	start(): Promise<void>
 }
 
@@ -47,14 +47,21 @@ async function answersPing(port: number): Promise<boolean> {
 	}
 }
 
-/** Starts `redis-server` with persistence off and waits until it answers PING. */
-export async function startRedisServer(port = freePort()): Promise<RedisServer> {
+/**
+ * Starts `redis-server` and waits until it answers PING. Without `dataDir`
+ * nothing is persisted; with it, AOF (fsync always) keeps data across restarts.
+ */
+export async function startRedisServer(options: { port?: number; dataDir?: string } = {}): Promise<RedisServer> {
+	const port = options.port ?? freePort()
+	const persistence = options.dataDir
+		? ['--dir', options.dataDir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '']
+		: ['--save', '', '--appendonly', 'no']
 	let child: Subprocess | null = null
 	const start = async () => {
-		child = Bun.spawn(
-			['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-			{ stdout: 'ignore', stderr: 'inherit' },
-		)
+		child = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', ...persistence], {
+			stdout: 'ignore',
+			stderr: 'inherit',
+		})
 		for (let i = 0; i < 200; i++) {
 			if (await answersPing(port)) return
 			if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} (port ${port})`)

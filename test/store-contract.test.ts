@@ -173,7 +173,7 @@ describe('Redis layout', () => {
 		clock.advance(10_000)
 		const fresh = record({ userId: user })
 		await liveStore.create(fresh)
-		expect(await redis.zrange(`${prefix}u:{${user}}`, 0, -1)).toEqual([fresh.jti])
+		expect(await redis.zrange(`${prefix}u:{${user}}`, '0', '-1')).toEqual([fresh.jti])
 	})
 
 	test('scripts survive SCRIPT FLUSH (EVALSHA falls back to EVAL)', async () => {

@@ -71,7 +71,10 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 		}
 	}
 
-	return new Elysia({ name: 'downloads' })
-		.get(DOWNLOAD_PATH, ({ request, params }) => serve(request, params, 'GET'))
-		.head(DOWNLOAD_PATH, ({ request, params }) => serve(request, params, 'HEAD'))
+	return (
+		new Elysia({ name: 'downloads' })
+			// Elysia's fallback router runs the GET handler for HEAD; a HEAD must never be charged.
+			.get(DOWNLOAD_PATH, ({ request, params }) => serve(request, params, request.method === 'HEAD' ? 'HEAD' : 'GET'))
+			.head(DOWNLOAD_PATH, ({ request, params }) => serve(request, params, 'HEAD'))
+	)
 }
