@@ -175,7 +175,7 @@ describe('the service as deployed', () => {
 			}),
 		)
 		const whole = new Uint8Array(medium.length)
-		bodies.forEach((body, i) => whole.set(body, ranges[i]?.[0] ?? 0))
+		for (const [i, body] of bodies.entries()) whole.set(body, ranges[i]?.[0] ?? 0)
 		expect(sha256(whole)).toBe(sha256(medium))
 		const more = await fetch(`${server.url}/api/download/123/medium.mp4`, {
 			headers: { Authorization: `Bearer ${token}`, Range: 'bytes=0-0' },
