@@ -115,15 +115,21 @@ const MIN_SECRET_BYTES = 32
 
 const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8')
 
+/** A value quoted for the one-line error: escapes newlines and quotes, and is kept short. */
+const quote = (raw: string): string => JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw)
+
 function read(env: Env, name: EnvVar): string | undefined {
 	const value = env[name]?.trim()
-	return value === undefined || value === '' ? undefined : value
+	if (value === undefined || value === '') return undefined
+	// A newline or other control character is always a pasting mistake, and would split log lines.
+	if (/\p{Cc}/u.test(value)) throw new ConfigError(name, 'must not contain control characters such as newlines')
+	return value
 }
 
 function int(env: Env, name: EnvVar, fallback: number, min: number, max: number): number {
 	const raw = read(env, name)
 	if (raw === undefined) return fallback
-	if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`)
+	if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${quote(raw)}`)
 	const n = Number(raw)
 	if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`)
 	return n
@@ -134,7 +140,7 @@ function bool(env: Env, name: EnvVar, fallback: boolean): boolean {
 	if (raw === undefined) return fallback
 	if (['1', 'true', 'yes', 'on'].includes(raw)) return true
 	if (['0', 'false', 'no', 'off'].includes(raw)) return false
-	throw new ConfigError(name, `must be true or false, got "${raw}"`)
+	throw new ConfigError(name, `must be true or false, got ${quote(raw)}`)
 }
 
 function list(env: Env, name: EnvVar): string[] {
@@ -190,7 +196,7 @@ function hostPorts(name: EnvVar, raw: string[]): { host: string; port: number }[
 	return raw.map((entry) => {
 		const m = /^(.+):(\d{1,5})$/.exec(entry)
 		const port = Number(m?.[2])
-		if (!m?.[1] || port < 1 || port > 65535) throw new ConfigError(name, `"${entry}" is not host:port`)
+		if (!m?.[1] || port < 1 || port > 65535) throw new ConfigError(name, `${quote(entry)} is not host:port`)
 		return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port }
 	})
 }
@@ -200,7 +206,7 @@ function url(name: EnvVar, raw: string, protocols: readonly string[]): string {
 	try {
 		parsed = new URL(raw)
 	} catch {
-		throw new ConfigError(name, `"${raw}" is not a URL`)
+		throw new ConfigError(name, `${quote(raw)} is not a URL`)
 	}
 	if (!protocols.includes(parsed.protocol))
 		throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
@@ -236,7 +242,7 @@ function corsOrigins(env: Env): readonly string[] | '*' {
 	for (const origin of origins) {
 		const parsed = URL.canParse(origin) ? new URL(origin) : null
 		if (!parsed || parsed.origin !== origin.replace(/\/$/, ''))
-			throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin like https://app.example.com`)
+			throw new ConfigError('CORS_ORIGINS', `${quote(origin)} is not an origin like https://app.example.com`)
 	}
 	return origins.map((o) => o.replace(/\/$/, ''))
 }
@@ -257,8 +263,16 @@ function issueAuth(
 		return { mode: 'none', explicit: false }
 	}
 	if (raw !== 'api-key' && raw !== 'user-jwt' && raw !== 'any' && raw !== 'none')
-		throw new ConfigError('ISSUE_AUTH', `must be one of auto, api-key, user-jwt, any, none; got "${raw}"`)
+		throw new ConfigError('ISSUE_AUTH', `must be one of auto, api-key, user-jwt, any, none; got ${quote(raw)}`)
 	return { mode: raw, explicit: true }
+}
+
+function deepFreeze<T>(value: T): T {
+	if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+		Object.freeze(value)
+		for (const inner of Object.values(value)) deepFreeze(inner)
+	}
+	return value
 }
 
 /**
@@ -266,7 +280,7 @@ function issueAuth(
  * first bad variable; never reads the environment itself.
  */
 export function loadConfig(env: Env): Config {
-	const nodeEnv = read(env, 'NODE_ENV') ?? 'development'
+	const nodeEnv = (read(env, 'NODE_ENV') ?? 'development').toLowerCase()
 	const production = nodeEnv === 'production'
 
 	const rawSecret = read(env, 'JWT_SECRET')
@@ -306,24 +320,24 @@ export function loadConfig(env: Env): Config {
 	const rate = (name: EnvVar, fallback: string): RateLimit => {
 		const raw = read(env, name) ?? fallback
 		const parsed = parseRateLimit(raw)
-		if (!parsed) throw new ConfigError(name, `must look like 60/min, 30/10s or 1000/hour; got "${raw}"`)
+		if (!parsed) throw new ConfigError(name, `must look like 60/min, 30/10s or 1000/hour; got ${quote(raw)}`)
 		return parsed
 	}
 	const allowanceRaw = read(env, 'RESUME_ALLOWANCE') ?? '8MiB'
 	const resumeAllowanceBytes = parseBytes(allowanceRaw)
 	if (resumeAllowanceBytes === null)
-		throw new ConfigError('RESUME_ALLOWANCE', `must be a size like 8MiB or 1048576; got "${allowanceRaw}"`)
+		throw new ConfigError('RESUME_ALLOWANCE', `must be a size like 8MiB or 1048576; got ${quote(allowanceRaw)}`)
 
 	const logLevel = (read(env, 'LOG_LEVEL') ?? 'info').toLowerCase()
 	if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel))
-		throw new ConfigError('LOG_LEVEL', `must be debug, info, warn, error or silent; got "${logLevel}"`)
+		throw new ConfigError('LOG_LEVEL', `must be debug, info, warn, error or silent; got ${quote(logLevel)}`)
 
 	const store = storeConfig(env, production)
 	const workers = int(env, 'WORKERS', 1, 1, 256)
 	if (workers > 1 && store.kind === 'memory')
 		throw new ConfigError('WORKERS', 'more than one worker needs REDIS_URL: the in-memory store lives in one process')
 
-	return Object.freeze({
+	return deepFreeze({
 		port: int(env, 'PORT', 3000, 0, 65_535),
 		host: read(env, 'HOST') ?? '0.0.0.0',
 		workers,

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises'
 import { createApp } from './app'
 import { type Config, ConfigError, loadConfig, processEnv } from './config'
 import { createDeps } from './deps'
@@ -46,6 +47,11 @@ async function main() {
 			log.warn('REDIS_URL not set: using the in-memory token store (development only)')
 		if (config.issueAuth === 'none') log.warn('ISSUE_AUTH=none: anyone may ask for a token for any user and file')
 	}
+
+	// A fresh checkout has no ./storage yet; creating it beats a service that 404s everything.
+	await mkdir(config.storageDir, { recursive: true }).catch((err: unknown) =>
+		log.warn('cannot create STORAGE_DIR', { dir: config.storageDir, ...errorFields(err) }),
+	)
 
 	let draining = false
 	const deps = await createDeps(config, { log, draining: () => draining }).catch((err: unknown) => {

@@ -33,10 +33,37 @@ function matchesAny(header: string, etag: string): boolean {
 	return header.split(',').some((candidate) => weak(candidate.trim()) === target)
 }
 
-/** Seconds since the epoch of an HTTP-date, or null when it is not one. */
-function httpDateS(value: string): number | null {
-	const ms = Date.parse(value)
-	return Number.isNaN(ms) ? null : Math.floor(ms / 1000)
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+// RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms; all GMT.
+const IMF_FIXDATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT$/
+const RFC_850 =
+	/^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d\d)-([A-Z][a-z]{2})-(\d\d) (\d\d):(\d\d):(\d\d) GMT$/
+const ASCTIME = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})$/
+
+function utcSeconds(year: number, month: string, day: string, h: string, m: string, s: string): number | null {
+	const mon = MONTHS.indexOf(month)
+	const [d, hh, mm, ss] = [Number(day), Number(h), Number(m), Number(s)]
+	if (mon < 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return null
+	return Date.UTC(year, mon, d, hh, mm, ss) / 1000
+}
+
+/** Seconds since the epoch of an HTTP-date (never another date format), or null. */
+export function httpDateS(value: string): number | null {
+	const v = value.trim()
+	let m = IMF_FIXDATE.exec(v)
+	if (m) return utcSeconds(Number(m[3]), m[2] ?? '', m[1] ?? '', m[4] ?? '', m[5] ?? '', m[6] ?? '')
+	m = RFC_850.exec(v)
+	if (m) {
+		// Two-digit years: RFC 9110 reads those more than 50 years ahead as the past century.
+		const yy = Number(m[3])
+		const thisYear = new Date().getUTCFullYear()
+		let year = Math.floor(thisYear / 100) * 100 + yy
+		if (year > thisYear + 50) year -= 100
+		return utcSeconds(year, m[2] ?? '', m[1] ?? '', m[4] ?? '', m[5] ?? '', m[6] ?? '')
+	}
+	m = ASCTIME.exec(v)
+	if (m) return utcSeconds(Number(m[6]), m[1] ?? '', (m[2] ?? '').trim(), m[3] ?? '', m[4] ?? '', m[5] ?? '')
+	return null
 }
 
 const MAX_DIGITS = 15 // stays below 2^53, so byte positions are exact numbers

@@ -15,7 +15,7 @@ export function asciiFallback(filename: string): string {
 	return filename
 		.normalize('NFKD')
 		.replace(/\p{M}/gu, '')
-		.replace(/[^\x20-\x7e]|["\\%]/g, '_')
+		.replace(/[^\x20-\x7e]|["\\%]/gu, '_')
 }
 
 /**
