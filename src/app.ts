@@ -36,6 +36,8 @@ export function createApp(deps: Deps) {
 		defaultTtlS: config.defaultTtlS,
 		maxTtlS: config.maxTtlS,
 		resumeAllowanceBytes: config.resumeAllowanceBytes,
+		rateLimiter: deps.rateLimiter,
+		rateLimitIssue: config.rateLimitIssue,
 	})
 	const downloads = createDownloadService({ codec, store, storage, log })
 
@@ -71,7 +73,17 @@ export function createApp(deps: Deps) {
 				trustProxy: config.trustProxy,
 			}),
 		)
-		.use(downloadsModule({ downloads, log, clock, allowQueryToken: config.allowQueryToken }))
+		.use(
+			downloadsModule({
+				downloads,
+				log,
+				clock,
+				allowQueryToken: config.allowQueryToken,
+				rateLimiter: deps.rateLimiter,
+				rateLimitDenied: config.rateLimitDenied,
+				trustProxy: config.trustProxy,
+			}),
+		)
 }
 
 /** The app's type, for typed clients (Eden treaty). */

@@ -5,6 +5,7 @@ import type { Config } from './config'
 import { createLogger, errorFields, type Logger } from './log'
 import { createDiskStorage, type Storage } from './storage/disk'
 import { createMemoryTokenStore } from './store/memory'
+import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './store/rate-limit'
 import { createRedisTokenStore, type RedisClient } from './store/redis'
 import type { TokenStore } from './store/types'
 
@@ -14,6 +15,7 @@ export interface Deps {
 	readonly clock: Clock
 	readonly log: Logger
 	readonly store: TokenStore
+	readonly rateLimiter: RateLimiter
 	readonly storage: Storage
 	readonly draining: () => boolean
 	/** Closes what `createDeps` built (the Redis client, store timers). */
@@ -109,6 +111,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 		clock,
 		log,
 		store,
+		rateLimiter: client ? createRedisRateLimiter(client, config.redisKeyPrefix) : createMemoryRateLimiter(clock),
 		storage: createDiskStorage(config.storageDir),
 		draining: overrides.draining ?? (() => false),
 		async close() {

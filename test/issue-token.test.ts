@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { decodeProtectedHeader, jwtVerify } from 'jose'
+import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
 import { API_KEY, makeTestApp, type StoreKind, TEST_SECRET, type TestApp } from './helpers'
 
 const TOKEN_ROUTE = '/api/get-download-token'
@@ -186,5 +186,50 @@ describe('ISSUE_AUTH', () => {
 
 	test('api-key: authentication is checked before the file (no existence oracle)', async () => {
 		expect((await t.request(`${TOKEN_ROUTE}/123/missing.mp4`)).status).toBe(401)
+	})
+})
+
+describe('ISSUE_AUTH=user-jwt (HS256 user access tokens)', () => {
+	const userSecret = new TextEncoder().encode('app-user-token-secret-0123456789abcdef')
+	let t: TestApp
+	const userToken = (sub: string, expS = 600, key = userSecret) =>
+		new SignJWT({ sub })
+			.setProtectedHeader({ alg: 'HS256' })
+			.setIssuedAt(Math.floor(t.clock.now() / 1000))
+			.setExpirationTime(Math.floor(t.clock.now() / 1000) + expS)
+			.sign(key)
+	beforeAll(async () => {
+		t = await makeTestApp({
+			env: { ISSUE_AUTH: 'user-jwt', AUTH_JWT_SECRET: 'app-user-token-secret-0123456789abcdef' },
+		})
+		await t.putFile('123', 'myvideo.mp4', 'abc')
+		await t.putFile('124', 'myvideo.mp4', 'abc')
+	})
+	afterAll(() => t.close())
+
+	test('a user token for 123 → 200 for 123', async () => {
+		const res = await t.request(`${TOKEN_ROUTE}/123/myvideo.mp4`, {
+			headers: { Authorization: `Bearer ${await userToken('123')}` },
+		})
+		expect(res.status).toBe(200)
+	})
+
+	test('a user token for 123 acting for 124 → 403 forbidden', async () => {
+		const res = await t.request(`${TOKEN_ROUTE}/124/myvideo.mp4`, {
+			headers: { Authorization: `Bearer ${await userToken('123')}` },
+		})
+		expect(res.status).toBe(403)
+		expect(((await res.json()) as { error: string }).error).toBe('forbidden')
+	})
+
+	test('an expired or forged user token → 401 unauthorized; an API key is not accepted in this mode', async () => {
+		const forged = await userToken('123', 600, new TextEncoder().encode('x'.repeat(40)))
+		const expired = await userToken('123', -10)
+		for (const token of [forged, expired, 'garbage']) {
+			const res = await t.request(`${TOKEN_ROUTE}/123/myvideo.mp4`, { headers: { Authorization: `Bearer ${token}` } })
+			expect(res.status).toBe(401)
+			expect(((await res.json()) as { error: string }).error).toBe('unauthorized')
+		}
+		expect((await t.request(`${TOKEN_ROUTE}/123/myvideo.mp4`, { headers: { 'X-API-Key': API_KEY } })).status).toBe(401)
 	})
 })

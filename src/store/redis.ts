@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
 import type { Clock } from '../clock'
 import { StoreUnavailableError } from '../errors'
+import { type RedisClient, runScript, type Script, script } from './scripts'
 import type { NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
 
-/** Either client shape; every key a script touches shares one `{user_id}` slot. */
-export type RedisClient = Redis | Cluster
+export type { RedisClient } from './scripts'
 
 // Record fields: f filename, i issued-at (s), e expires-at (s), m max uses,
 // b bytes left in the budget, a resume allowance left, r revoked flag.
@@ -64,23 +62,12 @@ end
 return n
 `
 
-interface Script {
-	readonly lua: string
-	readonly sha: string
-}
-
-const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(lua).digest('hex') })
-
 const SCRIPTS = {
 	create: script(CREATE),
 	take: script(TAKE),
 	giveBack: script(GIVE_BACK),
 	revoke: script(REVOKE),
 } as const
-
-function isNoScript(err: unknown): boolean {
-	return err instanceof Error && err.message.startsWith('NOSCRIPT')
-}
 
 const toInt = (v: unknown): number => (typeof v === 'number' ? v : Number(v))
 
@@ -95,20 +82,7 @@ export function createRedisTokenStore(client: RedisClient, opts: { prefix: strin
 	const indexKey = (userId: string) => `${prefix}u:{${userId}}`
 	const nowS = () => Math.floor(clock() / 1000)
 
-	async function run(s: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
-		try {
-			try {
-				return await client.evalsha(s.sha, keys.length, ...keys, ...args)
-			} catch (err) {
-				// EVALSHA first so the hot path sends 40 bytes, not the script; the
-				// script is loaded on the first miss (new server, failover, flush).
-				if (!isNoScript(err)) throw err
-				return await client.eval(s.lua, keys.length, ...keys, ...args)
-			}
-		} catch (err) {
-			throw new StoreUnavailableError(err)
-		}
-	}
+	const run = (s: Script, keys: string[], args: (string | number)[]) => runScript(client, s, keys, args)
 
 	async function guard<T>(op: () => Promise<T>): Promise<T> {
 		try {

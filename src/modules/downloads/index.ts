@@ -1,9 +1,11 @@
 import { Elysia } from 'elysia'
 import { bearerToken } from '../../auth/caller'
 import type { Clock } from '../../clock'
-import { AppError } from '../../errors'
+import type { RateLimit } from '../../config'
+import { AppError, RateLimitedError } from '../../errors'
 import type { ConditionalRequest } from '../../http/conditional'
-import type { Logger } from '../../log'
+import { errorFields, type Logger } from '../../log'
+import type { RateLimiter } from '../../store/rate-limit'
 import { downloadResponse } from './response'
 import type { DownloadService } from './service'
 
@@ -12,6 +14,9 @@ export interface DownloadsModuleDeps {
 	readonly log: Logger
 	readonly clock: Clock
 	readonly allowQueryToken: boolean
+	readonly rateLimiter: RateLimiter
+	readonly rateLimitDenied: RateLimit
+	readonly trustProxy: boolean
 }
 
 const DOWNLOAD_PATH = '/api/download/:user_id/:filename'
@@ -27,7 +32,25 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 		return query === null || query === '' ? null : query
 	}
 
-	async function serve(request: Request, params: { user_id: string; filename: string }, method: 'GET' | 'HEAD') {
+	// Only refusals are counted, so guessing and scraping hit 429 while the
+	// happy path pays no extra round trip. A limiter outage keeps the refusal as it was.
+	async function limitRefusal(err: AppError, ip: string): Promise<AppError> {
+		if (err.status >= 500) return err
+		try {
+			const hit = await deps.rateLimiter.hit('denied', ip, deps.rateLimitDenied)
+			return hit.allowed ? err : new RateLimitedError(hit.retryAfterS)
+		} catch (limiterErr) {
+			log.warn('rate limiter unavailable', errorFields(limiterErr))
+			return err
+		}
+	}
+
+	async function serve(
+		request: Request,
+		params: { user_id: string; filename: string },
+		method: 'GET' | 'HEAD',
+		ip: string,
+	) {
 		const started = clock()
 		const h = request.headers
 		const conditional: ConditionalRequest = {
@@ -59,22 +82,34 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 			})
 			return response
 		} catch (err) {
-			if (err instanceof AppError)
-				log.info('download denied', {
-					method,
-					user_id: params.user_id,
-					filename: params.filename,
-					status: err.status,
-					code: err.code,
-				})
-			throw err
+			if (!(err instanceof AppError)) throw err
+			const answer = await limitRefusal(err, ip)
+			log.info('download denied', {
+				method,
+				user_id: params.user_id,
+				filename: params.filename,
+				ip,
+				status: answer.status,
+				code: err.code,
+			})
+			throw answer
 		}
+	}
+
+	function clientIp(request: Request, server: { requestIP(r: Request): { address: string } | null } | null): string {
+		if (deps.trustProxy) {
+			const forwarded = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim()
+			if (forwarded) return forwarded
+		}
+		return server?.requestIP(request)?.address ?? 'unknown'
 	}
 
 	return (
 		new Elysia({ name: 'downloads' })
 			// Elysia's fallback router runs the GET handler for HEAD; a HEAD must never be charged.
-			.get(DOWNLOAD_PATH, ({ request, params }) => serve(request, params, request.method === 'HEAD' ? 'HEAD' : 'GET'))
-			.head(DOWNLOAD_PATH, ({ request, params }) => serve(request, params, 'HEAD'))
+			.get(DOWNLOAD_PATH, ({ request, params, server }) =>
+				serve(request, params, request.method === 'HEAD' ? 'HEAD' : 'GET', clientIp(request, server)),
+			)
+			.head(DOWNLOAD_PATH, ({ request, params, server }) => serve(request, params, 'HEAD', clientIp(request, server)))
 	)
 }

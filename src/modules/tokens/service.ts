@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import type { Clock } from '../../clock'
-import { FileNotFoundError, InvalidRequestError } from '../../errors'
+import type { RateLimit } from '../../config'
+import { FileNotFoundError, InvalidRequestError, RateLimitedError } from '../../errors'
 import type { Storage } from '../../storage/disk'
 import { filenameProblem, userIdProblem } from '../../storage/names'
+import type { RateLimiter } from '../../store/rate-limit'
 import type { TokenStore } from '../../store/types'
 import type { DownloadTokenCodec } from './download-token'
 
@@ -34,12 +36,15 @@ export interface TokenServiceDeps {
 	readonly defaultTtlS: number
 	readonly maxTtlS: number
 	readonly resumeAllowanceBytes: number
+	readonly rateLimiter: RateLimiter
+	readonly rateLimitIssue: RateLimit
 }
 
 export interface TokenService {
 	/**
 	 * Validates, checks the file exists, writes the `jti` record, then signs.
-	 * Throws `InvalidRequestError`, `FileNotFoundError`, `StoreUnavailableError`.
+	 * Throws `InvalidRequestError`, `RateLimitedError`, `FileNotFoundError`,
+	 * `StoreUnavailableError`.
 	 */
 	issue(request: IssueRequest): Promise<IssuedToken>
 }
@@ -72,6 +77,8 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 			assertValidNames(userId, filename)
 			const ttl = request.ttl === undefined ? deps.defaultTtlS : positiveInt('ttl', request.ttl, deps.maxTtlS)
 			const maxUses = request.maxUses === undefined ? null : positiveInt('max_uses', request.maxUses, MAX_USES_LIMIT)
+			const limit = await deps.rateLimiter.hit('issue', userId, deps.rateLimitIssue)
+			if (!limit.allowed) throw new RateLimitedError(limit.retryAfterS)
 
 			const file = await deps.storage.find(userId, filename)
 			if (!file) throw new FileNotFoundError()

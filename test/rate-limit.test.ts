@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { bearer, downloadPath, makeTestApp, type StoreKind, type TestApp } from './helpers'
+
+describe.each<StoreKind>(['redis', 'memory'])('rate limits (%s store)', (store) => {
+	let t: TestApp
+	beforeAll(async () => {
+		t = await makeTestApp({ store, env: { RATE_LIMIT_ISSUE: '3/min', RATE_LIMIT_DENIED: '3/min' } })
+		await t.putFile('123', 'a.mp4', 'aaa')
+		await t.putFile('124', 'a.mp4', 'bbb')
+	})
+	afterAll(() => t.close())
+
+	test('RATE_LIMIT_ISSUE: the 4th token request of a user in the window → 429 rate_limited with Retry-After', async () => {
+		for (let i = 0; i < 3; i++) expect((await t.request('/api/get-download-token/123/a.mp4')).status).toBe(200)
+		const res = await t.request('/api/get-download-token/123/a.mp4')
+		expect(res.status).toBe(429)
+		expect(((await res.json()) as { error: string }).error).toBe('rate_limited')
+		const retryAfter = Number(res.headers.get('retry-after'))
+		expect(retryAfter).toBeGreaterThanOrEqual(1)
+		expect(retryAfter).toBeLessThanOrEqual(60)
+		// Another user has a window of their own.
+		expect((await t.request('/api/get-download-token/124/a.mp4')).status).toBe(200)
+	})
+
+	test('RATE_LIMIT_DENIED: refusals per client IP turn into 429; valid downloads are not counted', async () => {
+		const { token } = await t.issue('124', 'a.mp4')
+		for (let i = 0; i < 5; i++)
+			expect((await t.request(downloadPath('124', 'a.mp4'), { headers: bearer(token) })).status).toBe(200)
+		for (let i = 0; i < 3; i++) {
+			const denied = await t.request(downloadPath('124', 'a.mp4'), { headers: bearer('forged.token.value') })
+			expect(denied.status).toBe(401)
+		}
+		const limited = await t.request(downloadPath('124', 'a.mp4'), { headers: bearer('forged.token.value') })
+		expect(limited.status).toBe(429)
+		expect(((await limited.json()) as { error: string }).error).toBe('rate_limited')
+		expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+		// Guessing is stopped, the legitimate download still goes through.
+		expect((await t.request(downloadPath('124', 'a.mp4'), { headers: bearer(token) })).status).toBe(200)
+	})
+})
+
+test('a window resets: requests are allowed again once it has passed', async () => {
+	const t = await makeTestApp({ store: 'memory', env: { RATE_LIMIT_ISSUE: '1/min' } })
+	await t.putFile('9', 'a.mp4', 'a')
+	expect((await t.request('/api/get-download-token/9/a.mp4')).status).toBe(200)
+	expect((await t.request('/api/get-download-token/9/a.mp4')).status).toBe(429)
+	t.clock.advance(60_000)
+	expect((await t.request('/api/get-download-token/9/a.mp4')).status).toBe(200)
+	await t.close()
+})
+
+test('a Redis window resets too (1 s window, real expiry)', async () => {
+	const t = await makeTestApp({ store: 'redis', env: { RATE_LIMIT_ISSUE: '1/1s' } })
+	await t.putFile('9', 'a.mp4', 'a')
+	expect((await t.request('/api/get-download-token/9/a.mp4')).status).toBe(200)
+	const limited = await t.request('/api/get-download-token/9/a.mp4')
+	expect(limited.status).toBe(429)
+	expect(limited.headers.get('retry-after')).toBe('1')
+	await Bun.sleep(1100)
+	expect((await t.request('/api/get-download-token/9/a.mp4')).status).toBe(200)
+	await t.close()
+})
