@@ -35,7 +35,8 @@ describe.each<StoreKind>(['redis', 'memory'])('GET/HEAD /api/download (%s store)
 		t.request(path, { method: 'HEAD', headers: { ...bearer(token), ...headers } })
 
 	beforeAll(async () => {
-		t = await makeTestApp({ store })
+		// Dozens of refusals on purpose here; the denial limit is tested in rate-limit.test.ts.
+		t = await makeTestApp({ store, env: { RATE_LIMIT_DENIED: '100000/min' } })
 		video = await t.putFile('123', 'myvideo.mp4', randomBytesOf(64 * 1024 + 7))
 		await t.putFile('124', 'myvideo.mp4', 'other user')
 		await t.putFile('123', 'other.mp4', 'other file')

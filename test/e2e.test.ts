@@ -78,6 +78,9 @@ describe('the service as deployed', () => {
 			REDIS_URL: process.env.TEST_REDIS_URL ?? '',
 			REDIS_KEY_PREFIX: uniquePrefix(),
 			ISSUE_AUTH: 'none',
+			// These tests refuse on purpose (races, escapes); limits are tested in rate-limit.test.ts.
+			RATE_LIMIT_ISSUE: '100000/min',
+			RATE_LIMIT_DENIED: '100000/min',
 			STORAGE_DIR: storage,
 			LOG_LEVEL: 'warn',
 			// Bytes written but unread when the client drops sit in socket buffers;
@@ -260,6 +263,9 @@ describe('large files in constant memory', () => {
 			REDIS_URL: process.env.TEST_REDIS_URL ?? '',
 			REDIS_KEY_PREFIX: uniquePrefix(),
 			ISSUE_AUTH: 'none',
+			// These tests refuse on purpose (races, escapes); limits are tested in rate-limit.test.ts.
+			RATE_LIMIT_ISSUE: '100000/min',
+			RATE_LIMIT_DENIED: '100000/min',
 			STORAGE_DIR: storage,
 			LOG_LEVEL: 'warn',
 		})
@@ -308,6 +314,9 @@ describe('fail closed when Redis is down, recover when it returns', () => {
 			JWT_SECRET: TEST_SECRET,
 			REDIS_URL: redis.url,
 			ISSUE_AUTH: 'none',
+			// These tests refuse on purpose (races, escapes); limits are tested in rate-limit.test.ts.
+			RATE_LIMIT_ISSUE: '100000/min',
+			RATE_LIMIT_DENIED: '100000/min',
 			STORAGE_DIR: storage,
 			LOG_LEVEL: 'error',
 		})

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytesOf, sha256, uniquePrefix } from './helpers'
+import { startServerProcess } from './server-process'
+
+const MiB = 1024 * 1024
+let storage: string
+let data: Uint8Array<ArrayBuffer>
+
+beforeAll(async () => {
+	storage = await mkdtemp(join(tmpdir(), 'dlg-proc-'))
+	await mkdir(join(storage, '123'))
+	data = randomBytesOf(24 * MiB)
+	await writeFile(join(storage, '123', 'v.mp4'), data)
+})
+afterAll(() => rm(storage, { recursive: true, force: true }))
+
+const env = (extra: Record<string, string>) => ({
+	REDIS_URL: process.env.TEST_REDIS_URL ?? '',
+	REDIS_KEY_PREFIX: uniquePrefix(),
+	STORAGE_DIR: storage,
+	ISSUE_AUTH: 'none',
+	LOG_LEVEL: 'info',
+	...extra,
+})
+
+describe('WORKERS', () => {
+	test('WORKERS=2 starts two processes on one port sharing a generated development secret', async () => {
+		// No JWT_SECRET: each process would otherwise make its own and reject the other's tokens.
+		const server = await startServerProcess(env({ WORKERS: '2' }))
+		for (let i = 0; i < 50 && (server.output().match(/"msg":"listening"/g) ?? []).length < 2; i++) await Bun.sleep(50)
+		const pids = [...server.output().matchAll(/"msg":"listening".*?"pid":(\d+)/g)].map((m) => m[1])
+		expect(new Set(pids).size).toBe(2)
+		// Fresh connections land on either process; every token verifies on both.
+		for (let i = 0; i < 20; i++) {
+			const issued = await fetch(`${server.url}/api/get-download-token/123/v.mp4`, { headers: { Connection: 'close' } })
+			const { token } = (await issued.json()) as { token: string }
+			const res = await fetch(`${server.url}/api/download/123/v.mp4`, {
+				headers: { Authorization: `Bearer ${token}`, Range: 'bytes=0-99', Connection: 'close' },
+			})
+			expect(res.status).toBe(206)
+			await res.arrayBuffer()
+		}
+		expect(await server.stop()).toBe(0)
+	})
+
+	test('WORKERS=2 with the in-memory store is refused at start-up', async () => {
+		const proc = Bun.spawnSync(['bun', 'src/index.ts'], {
+			cwd: `${import.meta.dir}/..`,
+			env: { PATH: process.env.PATH ?? '', WORKERS: '2' },
+		})
+		expect(proc.exitCode).toBe(1)
+		expect(proc.stderr.toString().trim()).toStartWith('download-gate: configuration error: WORKERS:')
+	})
+})
+
+test('SIGTERM: an in-flight download still finishes whole', async () => {
+	const server = await startServerProcess(
+		env({ NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40), SHUTDOWN_GRACE_S: '20' }),
+	)
+	const issued = (await (await fetch(`${server.url}/api/get-download-token/123/v.mp4`)).json()) as { token: string }
+	const res = await fetch(`${server.url}/api/download/123/v.mp4`, {
+		headers: { Authorization: `Bearer ${issued.token}` },
+	})
+	expect(res.status).toBe(200)
+	const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+	const first = await reader.read()
+	const stopped = server.stop()
+	// A slow reader: the server must wait for it rather than cut it off.
+	const hasher = new Bun.CryptoHasher('sha256')
+	let bytes = first.value?.byteLength ?? 0
+	if (first.value) hasher.update(first.value)
+	for (;;) {
+		await Bun.sleep(5)
+		const { value, done } = await reader.read()
+		if (done) break
+		hasher.update(value)
+		bytes += value.byteLength
+	}
+	expect(bytes).toBe(data.length)
+	expect(hasher.digest('hex')).toBe(sha256(data))
+	expect(await stopped).toBe(0)
+})
