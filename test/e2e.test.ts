@@ -57,6 +57,26 @@ function rawGet(base: string, path: string, headers: Record<string, string>): Pr
 	})
 }
 
+/**
+ * The service in production mode with open issuance (as the original service),
+ * a real Redis, and limits raised: these tests refuse on purpose (races,
+ * escapes); the limits themselves are tested in rate-limit.test.ts.
+ */
+function deployedEnv(storage: string, extra: Record<string, string> = {}): Record<string, string> {
+	return {
+		NODE_ENV: 'production',
+		JWT_SECRET: TEST_SECRET,
+		REDIS_URL: process.env.TEST_REDIS_URL ?? '',
+		REDIS_KEY_PREFIX: uniquePrefix(),
+		ISSUE_AUTH: 'none',
+		RATE_LIMIT_ISSUE: '100000/min',
+		RATE_LIMIT_DENIED: '100000/min',
+		STORAGE_DIR: storage,
+		LOG_LEVEL: 'warn',
+		...extra,
+	}
+}
+
 describe('the service as deployed', () => {
 	let storage: string
 	let server: ServerProcess
@@ -72,22 +92,14 @@ describe('the service as deployed', () => {
 		await writeFile(join(storage, '123', 'myvideo.mp4'), small)
 		await writeFile(join(storage, '123', 'medium.mp4'), medium)
 		await writeFile(join(storage, '124', 'private.mp4'), 'user 124 only')
-		server = await startServerProcess({
-			NODE_ENV: 'production',
-			JWT_SECRET: TEST_SECRET,
-			REDIS_URL: process.env.TEST_REDIS_URL ?? '',
-			REDIS_KEY_PREFIX: uniquePrefix(),
-			ISSUE_AUTH: 'none',
-			// These tests refuse on purpose (races, escapes); limits are tested in rate-limit.test.ts.
-			RATE_LIMIT_ISSUE: '100000/min',
-			RATE_LIMIT_DENIED: '100000/min',
-			STORAGE_DIR: storage,
-			LOG_LEVEL: 'warn',
-			// Bytes written but unread when the client drops sit in socket buffers;
-			// on loopback (tcp_rmem autotunes to 32 MiB) we measured 2-9 MiB, above
-			// the 8 MiB default, so the allowance is sized for this link.
-			RESUME_ALLOWANCE: '16MiB',
-		})
+		server = await startServerProcess(
+			deployedEnv(storage, {
+				// Bytes written but unread when the client drops sit in socket buffers;
+				// on loopback (tcp_rmem autotunes to 32 MiB) we measured 2-9 MiB, above
+				// the 8 MiB default, so the allowance is sized for this link.
+				RESUME_ALLOWANCE: '16MiB',
+			}),
+		)
 	})
 	afterAll(async () => {
 		expect(await server.stop()).toBe(0) // graceful shutdown on SIGTERM
@@ -257,18 +269,7 @@ describe('large files in constant memory', () => {
 		const data = randomBytesOf(size)
 		hash = sha256(data)
 		await writeFile(join(storage, 'u1', 'big.mp4'), data)
-		server = await startServerProcess({
-			NODE_ENV: 'production',
-			JWT_SECRET: TEST_SECRET,
-			REDIS_URL: process.env.TEST_REDIS_URL ?? '',
-			REDIS_KEY_PREFIX: uniquePrefix(),
-			ISSUE_AUTH: 'none',
-			// These tests refuse on purpose (races, escapes); limits are tested in rate-limit.test.ts.
-			RATE_LIMIT_ISSUE: '100000/min',
-			RATE_LIMIT_DENIED: '100000/min',
-			STORAGE_DIR: storage,
-			LOG_LEVEL: 'warn',
-		})
+		server = await startServerProcess(deployedEnv(storage))
 	})
 	afterAll(async () => {
 		await server.stop()
@@ -309,17 +310,7 @@ describe('fail closed when Redis is down, recover when it returns', () => {
 		storage = await mkdtemp(join(tmpdir(), 'dlg-fault-'))
 		await mkdir(join(storage, '123'))
 		await writeFile(join(storage, '123', 'myvideo.mp4'), 'video bytes')
-		server = await startServerProcess({
-			NODE_ENV: 'production',
-			JWT_SECRET: TEST_SECRET,
-			REDIS_URL: redis.url,
-			ISSUE_AUTH: 'none',
-			// These tests refuse on purpose (races, escapes); limits are tested in rate-limit.test.ts.
-			RATE_LIMIT_ISSUE: '100000/min',
-			RATE_LIMIT_DENIED: '100000/min',
-			STORAGE_DIR: storage,
-			LOG_LEVEL: 'error',
-		})
+		server = await startServerProcess(deployedEnv(storage, { REDIS_URL: redis.url, LOG_LEVEL: 'error' }))
 	})
 	afterAll(async () => {
 		await server.stop()
