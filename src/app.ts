@@ -6,6 +6,8 @@ import { corsModule } from './http/cors'
 import { errorFields } from './log'
 import { downloadsModule } from './modules/downloads'
 import { createDownloadService } from './modules/downloads/service'
+import { lifecycleModule } from './modules/lifecycle'
+import { createLifecycleService } from './modules/lifecycle/service'
 import { opsModule } from './modules/ops'
 import { tokensModule } from './modules/tokens'
 import { createDownloadTokenCodec } from './modules/tokens/download-token'
@@ -40,6 +42,7 @@ export function createApp(deps: Deps) {
 		rateLimitIssue: config.rateLimitIssue,
 	})
 	const downloads = createDownloadService({ codec, store, storage, log })
+	const callerAuth = createCallerAuth(config, clock)
 
 	return new Elysia({ name: 'download-gate' })
 		.onError(({ error, code, set }) => {
@@ -68,11 +71,12 @@ export function createApp(deps: Deps) {
 		.use(
 			tokensModule({
 				tokens,
-				callerAuth: createCallerAuth(config, clock),
+				callerAuth,
 				publicBaseUrl: config.publicBaseUrl,
 				trustProxy: config.trustProxy,
 			}),
 		)
+		.use(lifecycleModule({ lifecycle: createLifecycleService({ store, codec }), callerAuth }))
 		.use(
 			downloadsModule({
 				downloads,
