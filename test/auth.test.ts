@@ -64,7 +64,7 @@ describe.each([
 ])('ISSUE_AUTH=%s: API keys', (_mode, env) => {
 	let t: TestApp
 	beforeAll(async () => {
-		t = await makeTestApp({ store: 'memory', env })
+		t = await makeTestApp({ env })
 		await seed(t)
 	})
 	afterAll(() => t.close())
@@ -90,11 +90,17 @@ describe.each([
 ] as const)('ISSUE_AUTH=%s: user access tokens', (_mode, alg, env) => {
 	let t: TestApp
 	beforeAll(async () => {
-		t = await makeTestApp({ store: 'memory', env: env() })
+		t = await makeTestApp({ env: env() })
 		await seed(t)
 	})
 	afterAll(() => t.close())
 	const as = async (token: string, user = '123') => t.request(TOKEN(user), { headers: bearer(token) })
+
+	test('no credentials → 401 unauthorized', async () => {
+		const res = await t.request(TOKEN('123'))
+		expect(res.status).toBe(401)
+		expect(await errorOf(res)).toBe('unauthorized')
+	})
 
 	test('a user token for 123 → 200 for 123 and 403 for 124', async () => {
 		const token = await signers[alg]('123')
@@ -157,7 +163,7 @@ describe('user access token options', () => {
 	})
 
 	test('the JWKS is fetched once and cached across requests', async () => {
-		const t = await makeTestApp({ store: 'memory', env: { ISSUE_AUTH: 'user-jwt', AUTH_JWKS_URL: jwksUrl() } })
+		const t = await makeTestApp({ env: { ISSUE_AUTH: 'user-jwt', AUTH_JWKS_URL: jwksUrl() } })
 		await seed(t)
 		const before = jwksHits
 		for (let i = 0; i < 5; i++)
@@ -169,7 +175,7 @@ describe('user access token options', () => {
 
 describe('ISSUE_AUTH=none', () => {
 	test('anyone may issue; credentials are not needed', async () => {
-		const t = await makeTestApp({ store: 'memory', env: { ISSUE_AUTH: 'none' } })
+		const t = await makeTestApp({ env: { ISSUE_AUTH: 'none' } })
 		await seed(t)
 		expect((await t.request(TOKEN('123'))).status).toBe(200)
 		await t.close()
@@ -232,7 +238,7 @@ describe('key rotation', () => {
 
 describe('ALLOW_QUERY_TOKEN', () => {
 	test('?token= works when enabled, and the token never reaches a log line', async () => {
-		const t = await makeTestApp({ store: 'memory', env: { ALLOW_QUERY_TOKEN: 'true' } })
+		const t = await makeTestApp({ env: { ALLOW_QUERY_TOKEN: 'true' } })
 		await seed(t)
 		const { token } = await t.issue('123', 'v.mp4')
 		const res = await t.request(`${downloadPath('123', 'v.mp4')}?token=${token}`)
@@ -246,7 +252,7 @@ describe('ALLOW_QUERY_TOKEN', () => {
 	})
 
 	test('?token= is refused when disabled, and not logged either', async () => {
-		const t = await makeTestApp({ store: 'memory' })
+		const t = await makeTestApp()
 		await seed(t)
 		const { token } = await t.issue('123', 'v.mp4')
 		const res = await t.request(`${downloadPath('123', 'v.mp4')}?token=${token}`)
@@ -270,14 +276,14 @@ describe('client IP for RATE_LIMIT_DENIED', () => {
 	}
 
 	test('X-Forwarded-For is ignored without TRUST_PROXY: rotating it does not escape the limit', async () => {
-		const t = await makeTestApp({ store: 'memory', env: { RATE_LIMIT_DENIED: '2/min' } })
+		const t = await makeTestApp({ env: { RATE_LIMIT_DENIED: '2/min' } })
 		await seed(t)
 		expect(await attempts(t)).toEqual([401, 401, 429, 429])
 		await t.close()
 	})
 
 	test('with TRUST_PROXY the first X-Forwarded-For hop is the client', async () => {
-		const t = await makeTestApp({ store: 'memory', env: { RATE_LIMIT_DENIED: '2/min', TRUST_PROXY: 'true' } })
+		const t = await makeTestApp({ env: { RATE_LIMIT_DENIED: '2/min', TRUST_PROXY: 'true' } })
 		await seed(t)
 		expect(await attempts(t)).toEqual([401, 401, 401, 401])
 		await t.close()
