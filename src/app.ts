@@ -6,6 +6,7 @@ import { corsModule } from './http/cors'
 import { errorFields } from './log'
 import { downloadsModule } from './modules/downloads'
 import { createDownloadService } from './modules/downloads/service'
+import { docsModule } from './modules/docs'
 import { lifecycleModule } from './modules/lifecycle'
 import { createLifecycleService } from './modules/lifecycle/service'
 import { opsModule } from './modules/ops'
@@ -57,9 +58,21 @@ export function createApp(deps: Deps) {
 				set.status = 404
 				return errorBody('not_found', 'No such route.')
 			}
-			if (code === 'PARSE' || code === 'VALIDATION') {
+			if (code === 'VALIDATION') {
+				// Schemas carry a human `error` message; otherwise name the field that failed.
+				const first = error.valueError
+				const custom = (first?.schema as { error?: unknown } | undefined)?.error
 				set.status = 400
-				return errorBody('invalid_request', 'The request could not be understood.')
+				return errorBody(
+					'invalid_request',
+					typeof custom === 'string'
+						? custom
+						: `${error.type} ${first?.path ?? ''}: ${first?.message ?? 'invalid'}`.trim(),
+				)
+			}
+			if (code === 'PARSE') {
+				set.status = 400
+				return errorBody('invalid_request', 'The request body is not valid JSON.')
 			}
 			// Anything else is a bug: log it whole, tell the client nothing about it.
 			log.error('unhandled error', { code: String(code), ...errorFields(error) })
@@ -67,6 +80,7 @@ export function createApp(deps: Deps) {
 			return errorBody('internal_error', 'Something went wrong on our side.')
 		})
 		.use(corsModule(config.corsOrigins))
+		.use(docsModule({ enabled: config.swaggerEnabled, publicBaseUrl: config.publicBaseUrl }))
 		.use(opsModule({ store, storage, log, draining: deps.draining }))
 		.use(
 			tokensModule({
@@ -74,6 +88,8 @@ export function createApp(deps: Deps) {
 				callerAuth,
 				publicBaseUrl: config.publicBaseUrl,
 				trustProxy: config.trustProxy,
+				defaultTtlS: config.defaultTtlS,
+				maxTtlS: config.maxTtlS,
 			}),
 		)
 		.use(lifecycleModule({ lifecycle: createLifecycleService({ store, codec }), callerAuth }))

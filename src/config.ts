@@ -58,6 +58,8 @@ export interface Config {
 	readonly resumeAllowanceBytes: number
 	readonly shutdownGraceS: number
 	readonly logLevel: LogLevel
+	/** Serve Swagger UI and the OpenAPI document (off for locked-down deployments). */
+	readonly swaggerEnabled: boolean
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
@@ -95,6 +97,7 @@ export const KNOWN_ENV_VARS = [
 	'RESUME_ALLOWANCE',
 	'SHUTDOWN_GRACE_S',
 	'LOG_LEVEL',
+	'SWAGGER_ENABLED',
 ] as const
 
 export type EnvVar = (typeof KNOWN_ENV_VARS)[number]
@@ -367,6 +370,7 @@ export function loadConfig(env: Env): Config {
 		resumeAllowanceBytes,
 		shutdownGraceS: int(env, 'SHUTDOWN_GRACE_S', 30, 0, 3600),
 		logLevel: logLevel as LogLevel,
+		swaggerEnabled: bool(env, 'SWAGGER_ENABLED', true),
 	})
 }
 

@@ -11,6 +11,7 @@ export type ErrorCode =
 	| 'token_mismatch'
 	| 'token_revoked'
 	| 'token_used_up'
+	| 'range_not_satisfiable'
 	| 'rate_limited'
 	| 'store_unavailable'
 	| 'internal_error'

@@ -18,6 +18,8 @@ export interface Credentials {
 
 /** Authenticates callers per `ISSUE_AUTH` and checks they may act for a user. */
 export interface CallerAuth {
+	/** Which credentials this configuration accepts (for the OpenAPI document). */
+	readonly accepts: { readonly apiKey: boolean; readonly userToken: boolean }
 	/**
 	 * Resolves the caller allowed to act for `userId`. Throws
 	 * `UnauthorizedError` (401) for missing or bad credentials and
@@ -75,6 +77,8 @@ export function createCallerAuth(config: Config, clock: Clock): CallerAuth {
 	}
 
 	return {
+		accepts: { apiKey: acceptsKeys && apiKeys.length > 0, userToken: acceptsUsers },
+
 		async authorize(credentials, userId) {
 			if (mode === 'none') return { kind: 'anonymous' }
 			if (credentials.apiKey !== null && acceptsKeys) {

@@ -6,6 +6,7 @@ import { AppError, RateLimitedError } from '../../errors'
 import type { ConditionalRequest } from '../../http/conditional'
 import { errorFields, type Logger } from '../../log'
 import type { RateLimiter } from '../../store/rate-limit'
+import { downloadsModel } from './model'
 import { downloadResponse } from './response'
 import type { DownloadService } from './service'
 
@@ -104,12 +105,26 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 		return server?.requestIP(request)?.address ?? 'unknown'
 	}
 
+	const detail = {
+		tags: ['downloads'],
+		security: [{ bearerAuth: [] }],
+		description:
+			'The original route, unchanged for existing clients. Checks, in order, before a byte is sent: token present, signature and algorithm (HS256), expiry, bound to this user/file/action, not revoked, file exists inside storage, and for max_uses tokens the body is paid for from the byte budget. Single Range → 206, unsatisfiable → 416, If-Range / If-None-Match / If-Modified-Since honoured. HEAD, 304, 416 and errors cost nothing. Fails closed (503) when Redis is down.',
+	}
+	const hooks = { params: downloadsModel.params, headers: downloadsModel.headers, response: downloadsModel.response }
+
 	return (
 		new Elysia({ name: 'downloads' })
 			// Elysia's fallback router runs the GET handler for HEAD; a HEAD must never be charged.
-			.get(DOWNLOAD_PATH, ({ request, params, server }) =>
-				serve(request, params, request.method === 'HEAD' ? 'HEAD' : 'GET', clientIp(request, server)),
+			.get(
+				DOWNLOAD_PATH,
+				({ request, params, server }) =>
+					serve(request, params, request.method === 'HEAD' ? 'HEAD' : 'GET', clientIp(request, server)),
+				{ ...hooks, detail: { ...detail, summary: 'Download a file with its token' } },
 			)
-			.head(DOWNLOAD_PATH, ({ request, params, server }) => serve(request, params, 'HEAD', clientIp(request, server)))
+			.head(DOWNLOAD_PATH, ({ request, params, server }) => serve(request, params, 'HEAD', clientIp(request, server)), {
+				...hooks,
+				detail: { ...detail, summary: 'Headers of the file (size, ETag) without the body; costs nothing' },
+			})
 	)
 }

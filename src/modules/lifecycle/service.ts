@@ -73,7 +73,7 @@ export function createLifecycleService(deps: { store: TokenStore; codec: Downloa
 			checkUser(userId)
 			if (!JTI.test(jti)) throw new InvalidRequestError('jti must be 1-64 characters of A-Z a-z 0-9 _ -')
 			if (!(await store.revoke(userId, jti)))
-				throw new AppError('not_found', 404, 'This user has no live token with that jti.')
+				throw new AppError('not_found', 404, 'This user has no unexpired token with that jti.')
 		},
 
 		async revokeAll(userId, filename) {

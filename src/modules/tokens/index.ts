@@ -1,5 +1,7 @@
 import { Elysia } from 'elysia'
 import type { CallerAuth } from '../../auth/caller'
+import { callerSecurity } from '../../http/model'
+import { tokensModel } from './model'
 import type { TokenService } from './service'
 
 export interface TokensModuleDeps {
@@ -7,6 +9,8 @@ export interface TokensModuleDeps {
 	readonly callerAuth: CallerAuth
 	readonly publicBaseUrl: string | null
 	readonly trustProxy: boolean
+	readonly defaultTtlS: number
+	readonly maxTtlS: number
 }
 
 function firstForwarded(value: string | null): string | null {
@@ -27,6 +31,7 @@ export function tokensModule(deps: TokensModuleDeps) {
 		return `${scheme}://${host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:.]+\](:\d{1,5})?$/.test(host) ? host : url.host}`
 	}
 
+	const model = tokensModel(deps)
 	return new Elysia({ name: 'tokens' }).get(
 		'/api/get-download-token/:user_id/:filename',
 		async ({ request, params, query, set }) => {
@@ -43,6 +48,16 @@ export function tokensModule(deps: TokensModuleDeps) {
 			})
 			set.headers['cache-control'] = 'no-store'
 			return issued
+		},
+		{
+			...model,
+			detail: {
+				tags: ['tokens'],
+				summary: 'Issue a download token for one file',
+				description:
+					'The original route, unchanged for existing clients. The file must exist; the token id is recorded in Redis before the answer is sent, so it can be limited to max_uses whole downloads or revoked before it expires. Pass the token to the download route as Authorization: Bearer <token>.',
+				security: callerSecurity(deps.callerAuth.accepts),
+			},
 		},
 	)
 }

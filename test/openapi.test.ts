@@ -1,0 +1,191 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import pkg from '../package.json' with { type: 'json' }
+import { API_KEY, makeTestApp, type TestApp } from './helpers'
+
+type Json = Record<string, unknown>
+type Operation = {
+	summary?: string
+	description?: string
+	tags?: string[]
+	security?: Record<string, string[]>[]
+	parameters?: { name: string; in: string; schema: Json }[]
+	responses: Record<string, { description: string; content?: Record<string, { schema: Json }> }>
+}
+
+// Every route of SPEC §3 and the statuses each must document.
+const ROUTES: [string, string, string[]][] = [
+	['get', '/api/get-download-token/{user_id}/{filename}', ['200', '400', '401', '403', '404', '429', '503']],
+	['get', '/api/download/{user_id}/{filename}', ['200', '206', '304', '400', '401', '403', '404', '416', '429', '503']],
+	['head', '/api/download/{user_id}/{filename}', ['200', '206', '304', '401', '403', '404']],
+	['post', '/api/tokens/revoke', ['200', '400', '503']],
+	['get', '/api/users/{user_id}/tokens', ['200', '400', '401', '403', '503']],
+	['delete', '/api/users/{user_id}/tokens/{jti}', ['204', '401', '403', '404', '503']],
+	['delete', '/api/users/{user_id}/tokens', ['200', '401', '403', '503']],
+	['delete', '/api/users/{user_id}/files/{filename}/tokens', ['200', '401', '403', '503']],
+	['get', '/health', ['200']],
+	['get', '/ready', ['200', '503']],
+]
+
+describe('the OpenAPI document', () => {
+	let t: TestApp
+	let doc: {
+		openapi: string
+		info: Json
+		servers?: { url: string }[]
+		paths: Record<string, Record<string, Operation>>
+		components: Json
+	}
+	const op = (method: string, path: string): Operation => {
+		const found = doc.paths[path]?.[method]
+		if (!found) throw new Error(`${method.toUpperCase()} ${path} is missing`)
+		return found
+	}
+
+	beforeAll(async () => {
+		t = await makeTestApp({
+			env: {
+				API_KEYS: API_KEY,
+				AUTH_JWT_SECRET: 'app-user-token-secret-0123456789abcdef',
+				PUBLIC_BASE_URL: 'https://files.example.com',
+			},
+		})
+		const res = await t.request('/swagger/json')
+		expect(res.status).toBe(200)
+		doc = (await res.json()) as typeof doc
+	})
+	afterAll(() => t.close())
+
+	test('is valid OpenAPI 3 according to a schema validator', async () => {
+		const validator = new Validator()
+		const result = await validator.validate(structuredClone(doc))
+		if (!result.valid) console.error(JSON.stringify(result.errors, null, 1).slice(0, 2000))
+		expect(result.valid).toBe(true)
+		expect(doc.openapi).toMatch(/^3\./)
+	})
+
+	test('title, version from package.json, server from PUBLIC_BASE_URL', () => {
+		expect(doc.info.title).toBe('download-gate')
+		expect(doc.info.version).toBe(pkg.version)
+		expect(doc.servers).toEqual([{ url: 'https://files.example.com' }])
+	})
+
+	test('both security schemes exist', () => {
+		expect((doc.components.securitySchemes as Json).bearerAuth).toMatchObject({
+			type: 'http',
+			scheme: 'bearer',
+			bearerFormat: 'JWT',
+		})
+		expect((doc.components.securitySchemes as Json).apiKey).toMatchObject({
+			type: 'apiKey',
+			in: 'header',
+			name: 'X-API-Key',
+		})
+	})
+
+	test.each(ROUTES)('%s %s: summary, description, tag and every status with a schema', (method, path, statuses) => {
+		const operation = op(method, path)
+		expect(operation.summary?.length).toBeGreaterThan(5)
+		expect(operation.description?.length).toBeGreaterThan(10)
+		expect(operation.tags?.length).toBe(1)
+		for (const status of statuses) {
+			const response = operation.responses[status]
+			expect(response).toBeDefined()
+			if (status === '204' || status === '304') continue
+			const media = Object.values(response?.content ?? {})
+			expect(media.length).toBeGreaterThan(0)
+			for (const { schema } of media) expect(schema).toBeDefined()
+		}
+	})
+
+	test('security is applied per route', () => {
+		const both: Record<string, string[]>[] = [{ apiKey: [] }, { bearerAuth: [] }]
+		expect(op('get', '/api/get-download-token/{user_id}/{filename}').security).toEqual(both)
+		expect(op('get', '/api/download/{user_id}/{filename}').security).toEqual([{ bearerAuth: [] }])
+		expect(op('get', '/api/users/{user_id}/tokens').security).toEqual(both)
+		expect(op('delete', '/api/users/{user_id}/tokens/{jti}').security).toEqual(both)
+		expect(op('post', '/api/tokens/revoke').security).toEqual([])
+	})
+
+	test('every stable error code of SPEC §3 is documented with an example', () => {
+		const codes = new Set<string>()
+		for (const item of Object.values(doc.paths))
+			for (const operation of Object.values(item))
+				for (const [status, response] of Object.entries(operation.responses)) {
+					if (Number(status) < 400) continue
+					const schema = response.content?.['application/json']?.schema as
+						| { properties?: { error?: { enum?: string[] } }; examples?: unknown[] }
+						| undefined
+					expect(schema?.examples?.length).toBeGreaterThan(0)
+					for (const code of schema?.properties?.error?.enum ?? []) codes.add(code)
+				}
+		for (const code of [
+			'invalid_request',
+			'unauthorized',
+			'forbidden',
+			'file_not_found',
+			'rate_limited',
+			'store_unavailable',
+			'missing_token',
+			'invalid_token',
+			'token_expired',
+			'token_mismatch',
+			'token_revoked',
+			'token_used_up',
+		])
+			expect(codes).toContain(code)
+	})
+
+	test('parameters carry their constraints', () => {
+		const params = Object.fromEntries(
+			(op('get', '/api/get-download-token/{user_id}/{filename}').parameters ?? []).map((p) => [
+				`${p.in}:${p.name}`,
+				p.schema,
+			]),
+		)
+		expect(String(params['path:user_id']?.pattern)).toBe('^[A-Za-z0-9_.@-]{1,128}$')
+		expect(Number(params['path:filename']?.maxLength)).toBe(255)
+		expect(String(params['query:ttl']?.pattern)).toBe('^[1-9][0-9]{0,9}$')
+		expect(String(params['query:ttl']?.description)).toContain('86400')
+		expect(params['query:max_uses']).toBeDefined()
+		const download = (op('get', '/api/download/{user_id}/{filename}').parameters ?? []).map((p) => `${p.in}:${p.name}`)
+		expect(download).toEqual(
+			expect.arrayContaining(['path:user_id', 'path:filename', 'header:range', 'header:if-range']),
+		)
+	})
+
+	test('file bodies are binary video/* or octet-stream, with their headers', () => {
+		const ok = op('get', '/api/download/{user_id}/{filename}').responses['206']
+		expect(Object.keys(ok?.content ?? {}).sort()).toEqual(['application/octet-stream', 'video/*'])
+		expect(ok?.content?.['video/*']?.schema.format).toBe('binary')
+		expect(Object.keys((ok as { headers?: Json }).headers ?? {})).toEqual(
+			expect.arrayContaining(['content-disposition', 'content-range', 'etag', 'accept-ranges']),
+		)
+	})
+})
+
+describe('Swagger UI', () => {
+	test('is served with its assets from this service, not a CDN', async () => {
+		const t = await makeTestApp({ store: 'memory' })
+		const page = await t.request('/swagger')
+		expect(page.status).toBe(200)
+		const html = await page.text()
+		const urls = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] ?? '')
+		expect(urls.length).toBeGreaterThan(1)
+		for (const url of urls) {
+			expect(url).toStartWith('/swagger/assets/')
+			expect((await t.request(url)).status).toBe(200)
+		}
+		expect((await t.request('/swagger/assets/package.json')).status).toBe(404)
+		expect((await t.request('/swagger/assets/..%2F..%2Fpackage.json')).status).toBe(404)
+		await t.close()
+	})
+
+	test('SWAGGER_ENABLED=false turns both the UI and the document off', async () => {
+		const t = await makeTestApp({ store: 'memory', env: { SWAGGER_ENABLED: 'false' } })
+		expect((await t.request('/swagger')).status).toBe(404)
+		expect((await t.request('/swagger/json')).status).toBe(404)
+		expect((await t.request('/swagger/assets/swagger-ui.css')).status).toBe(404)
+		await t.close()
+	})
+})
