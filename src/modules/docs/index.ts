@@ -1,7 +1,6 @@
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
-import { getAbsoluteFSPath } from 'swagger-ui-dist'
 import pkg from '../../../package.json' with { type: 'json' }
 
 const ASSETS_PATH = '/swagger/assets'
@@ -53,7 +52,9 @@ export interface DocsModuleDeps {
  */
 export function docsModule(deps: DocsModuleDeps) {
 	if (!deps.enabled) return new Elysia({ name: 'docs' })
-	const assetsDir = getAbsoluteFSPath()
+	// Resolve the package's folder without importing it: its entry point
+	// evaluates the whole Swagger UI bundle (about 22 MB of resident memory).
+	const assetsDir = dirname(Bun.resolveSync('swagger-ui-dist/swagger-ui-bundle.js', import.meta.dir))
 	return new Elysia({ name: 'docs' })
 		.onAfterHandle({ as: 'global' }, ({ path, response }) => (path === SPEC_PATH ? normalizeOpenApi(response) : undefined))
 		.use(
