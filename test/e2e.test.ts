@@ -289,7 +289,9 @@ describe('large files in constant memory', () => {
 	])('a 256 MiB file, %s: hash equal, server RSS stays flat', async (_name, query) => {
 		const { token } = await issue(server.url, 'u1', 'big.mp4', query)
 		// A first download warms the JIT and the heap; the second is measured.
-		await hashBody(await fetch(`${server.url}/api/download/u1/big.mp4`, { headers: { Authorization: `Bearer ${token}` } }))
+		await hashBody(
+			await fetch(`${server.url}/api/download/u1/big.mp4`, { headers: { Authorization: `Bearer ${token}` } }),
+		)
 		const before = await server.rss()
 		let peak = before
 		const sampler = setInterval(async () => {

@@ -27,7 +27,9 @@ export function normalizeOpenApi(doc: unknown): unknown {
 	if (!isObject(doc) || !isObject(doc.paths)) return doc
 	for (const item of Object.values(doc.paths))
 		for (const operation of isObject(item) ? Object.values(item) : [])
-			for (const response of isObject(operation) && isObject(operation.responses) ? Object.values(operation.responses) : []) {
+			for (const response of isObject(operation) && isObject(operation.responses)
+				? Object.values(operation.responses)
+				: []) {
 				if (!isObject(response) || !isObject(response.content)) continue
 				if (!Object.values(response.content).every(isObject)) {
 					delete response.content
@@ -56,7 +58,9 @@ export function docsModule(deps: DocsModuleDeps) {
 	// evaluates the whole Swagger UI bundle (about 22 MB of resident memory).
 	const assetsDir = dirname(Bun.resolveSync('swagger-ui-dist/swagger-ui-bundle.js', import.meta.dir))
 	return new Elysia({ name: 'docs' })
-		.onAfterHandle({ as: 'global' }, ({ path, response }) => (path === SPEC_PATH ? normalizeOpenApi(response) : undefined))
+		.onAfterHandle({ as: 'global' }, ({ path, response }) =>
+			path === SPEC_PATH ? normalizeOpenApi(response) : undefined,
+		)
 		.use(
 			openapi({
 				provider: 'swagger-ui',
