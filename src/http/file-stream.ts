@@ -27,15 +27,24 @@ export function fileStream(
 	const stream = new ReadableStream<Uint8Array>(
 		{
 			async pull(controller) {
+				if (finished) return
 				try {
-					if (finished) return
+					if (!handle) {
+						const opened = await open(path, 'r')
+						// The client may have gone while the file was opening: nobody else will close it,
+						// and Bun kills the process when the GC finds an open FileHandle.
+						if (finished) {
+							await opened.close()
+							return
+						}
+						handle = opened
+					}
 					const want = Math.min(CHUNK_BYTES, end - position)
 					if (want <= 0) {
 						controller.close()
 						finish(true)
 						return
 					}
-					handle ??= await open(path, 'r')
 					const buffer = Buffer.allocUnsafe(want)
 					const { bytesRead } = await handle.read(buffer, 0, want, position)
 					if (finished) return
@@ -48,8 +57,9 @@ export function fileStream(
 						finish(true)
 					}
 				} catch (err) {
+					const wasFinished = finished
 					finish(false)
-					controller.error(err)
+					if (!wasFinished) controller.error(err)
 				}
 			},
 			cancel() {

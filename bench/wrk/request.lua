@@ -1,0 +1,34 @@
+-- Headers and path from the environment; one JSON line of results at the end.
+--   BENCH_HEADER_NAME / BENCH_HEADER_VALUE  one request header (e.g. Authorization)
+--   BENCH_ROTATE_USERS=N                    replace {user} in the path with u0..u(N-1), round robin
+local header_name = os.getenv("BENCH_HEADER_NAME")
+local header_value = os.getenv("BENCH_HEADER_VALUE")
+local rotate = tonumber(os.getenv("BENCH_ROTATE_USERS") or "0")
+local counter = 0
+
+function setup(thread)
+	thread:set("id", counter)
+	counter = counter + 1
+end
+
+function init(args)
+	if header_name then wrk.headers[header_name] = header_value end
+	n = id * 7919
+end
+
+function request()
+	local path = wrk.path
+	if rotate > 0 then
+		n = n + 1
+		path = string.gsub(path, "{user}", "u" .. (n % rotate))
+	end
+	return wrk.format(nil, path)
+end
+
+function done(summary, latency, requests)
+	local e = summary.errors
+	io.write(string.format(
+		'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"errors":%d,"non2xx":%d,"p50_us":%d,"p99_us":%d}\n',
+		summary.requests, summary.duration, summary.bytes, e.connect + e.read + e.write + e.timeout, e.status,
+		latency:percentile(50), latency:percentile(99)))
+end
