@@ -3,16 +3,21 @@
 // Targets are interleaved A/B/A/B; medians and ratios go to
 // bench/results/<date>.md. Options: --quick (short runs, one round),
 // --only=2,3 (scenario numbers).
-import type { Subprocess } from 'bun'
+
 import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
+import type { Subprocess } from 'bun'
 import { Redis } from 'ioredis'
 import { freePort, type RedisServer, startRedisServer } from '../test/redis-server'
 
 const args = new Set(process.argv.slice(2))
 const QUICK = args.has('--quick')
-const ONLY = [...args].find((a) => a.startsWith('--only='))?.slice(7).split(',').map(Number)
+const ONLY = [...args]
+	.find((a) => a.startsWith('--only='))
+	?.slice(7)
+	.split(',')
+	.map(Number)
 const wants = (n: number) => !ONLY || ONLY.includes(n)
 const DURATION_S = QUICK ? 3 : 8
 const ROUNDS = QUICK ? 1 : 3
@@ -31,7 +36,8 @@ const median = (xs: number[]) => {
 	const m = Math.floor(s.length / 2)
 	return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2
 }
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const fmt = (n: number, digits = 0) =>
+	n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 const log = (...parts: unknown[]) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...parts)
 
 async function sh(cmd: string[]): Promise<string> {
@@ -56,7 +62,9 @@ async function rssOfTree(pid: number): Promise<number> {
 	const pids = [pid, ...(await sh(['pgrep', '-P', String(pid)])).split('\n').filter(Boolean).map(Number)]
 	let total = 0
 	for (const p of pids) {
-		const status = await Bun.file(`/proc/${p}/status`).text().catch(() => '')
+		const status = await Bun.file(`/proc/${p}/status`)
+			.text()
+			.catch(() => '')
 		total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
 	}
 	return total
@@ -212,7 +220,9 @@ async function prepareData(needHuge: boolean) {
 }
 
 async function issue(base: string, user: string, file: string, query = ''): Promise<{ token: string; jti: string }> {
-	const res = await fetch(`${base}/api/get-download-token/${user}/${file}${query}`, { headers: { 'X-API-Key': API_KEY } })
+	const res = await fetch(`${base}/api/get-download-token/${user}/${file}${query}`, {
+		headers: { 'X-API-Key': API_KEY },
+	})
 	if (!res.ok) throw new Error(`issue ${res.status}: ${await res.text()}`)
 	return (await res.json()) as { token: string; jti: string }
 }
@@ -254,7 +264,9 @@ const rows: Row[] = []
 function record(row: Row) {
 	rows.push(row)
 	const ratio = row.ratio === undefined ? '' : ` ratio ${row.ratio.toFixed(2)}`
-	log(`${row.scenario} | ${row.metric}: ${fmt(row.service, 1)}${row.baseline === undefined ? '' : ` vs ${fmt(row.baseline, 1)}`}${ratio}${row.pass === undefined ? '' : row.pass ? ' PASS' : ' FAIL'}`)
+	log(
+		`${row.scenario} | ${row.metric}: ${fmt(row.service, 1)}${row.baseline === undefined ? '' : ` vs ${fmt(row.baseline, 1)}`}${ratio}${row.pass === undefined ? '' : row.pass ? ' PASS' : ' FAIL'}`,
+	)
 }
 
 async function downloadScenarios(redis: RedisServer, workers: number) {
@@ -263,7 +275,10 @@ async function downloadScenarios(redis: RedisServer, workers: number) {
 	const unlimited = await issue(service.url, 'u0', 'small.mp4', '?ttl=86400')
 	const budgeted = await issue(service.url, 'u0', 'small.mp4', '?ttl=86400&max_uses=1000000')
 	const revoked = await issue(service.url, 'u0', 'small.mp4', '?ttl=86400')
-	await fetch(`${service.url}/api/users/u0/tokens/${revoked.jti}`, { method: 'DELETE', headers: { 'X-API-Key': API_KEY } })
+	await fetch(`${service.url}/api/users/u0/tokens/${revoked.jti}`, {
+		method: 'DELETE',
+		headers: { 'X-API-Key': API_KEY },
+	})
 	const forged = `${unlimited.token.slice(0, -4)}AAAA`
 	const path = '/api/download/u0/small.mp4'
 	const auth = (t: string): [string, string] => ['Authorization', `Bearer ${t}`]
@@ -271,8 +286,10 @@ async function downloadScenarios(redis: RedisServer, workers: number) {
 	const runs: Record<string, WrkResult[]> = { base: [], unlimited: [], budgeted: [], forged: [], revoked: [] }
 	for (let round = 0; round < ROUNDS; round++) {
 		runs.base?.push(await wrk(`${baseline.url}${path}`, { connections: 64 }))
-		if (wants(2)) runs.unlimited?.push(await wrk(`${service.url}${path}`, { connections: 64, header: auth(unlimited.token) }))
-		if (wants(3)) runs.budgeted?.push(await wrk(`${service.url}${path}`, { connections: 64, header: auth(budgeted.token) }))
+		if (wants(2))
+			runs.unlimited?.push(await wrk(`${service.url}${path}`, { connections: 64, header: auth(unlimited.token) }))
+		if (wants(3))
+			runs.budgeted?.push(await wrk(`${service.url}${path}`, { connections: 64, header: auth(budgeted.token) }))
 		if (wants(6)) {
 			runs.forged?.push(await wrk(`${service.url}${path}`, { connections: 64, header: auth(forged) }))
 			runs.revoked?.push(await wrk(`${service.url}${path}`, { connections: 64, header: auth(revoked.token) }))
@@ -363,7 +380,12 @@ async function throughputScenario(redis: RedisServer) {
 async function slowClientsScenario(redis: RedisServer, file: 'big.mp4' | 'huge.mp4') {
 	for (const kind of ['unlimited', 'budgeted'] as const) {
 		const service = await startService(redis.url, 1)
-		const { token } = await issue(service.url, 'u0', file, kind === 'budgeted' ? '?ttl=86400&max_uses=1000' : '?ttl=86400')
+		const { token } = await issue(
+			service.url,
+			'u0',
+			file,
+			kind === 'budgeted' ? '?ttl=86400&max_uses=1000' : '?ttl=86400',
+		)
 		const idle = await rssOfTree(service.pid)
 		let peak = idle
 		const sampler = setInterval(async () => {
@@ -372,8 +394,17 @@ async function slowClientsScenario(redis: RedisServer, file: 'big.mp4' | 'huge.m
 		const seconds = QUICK ? 4 : 10
 		const clients = Array.from({ length: 100 }, () =>
 			sh([
-				'curl', '-s', '-o', '/dev/null', '--limit-rate', '1M', '--max-time', String(seconds),
-				'-H', `Authorization: Bearer ${token}`, `${service.url}/api/download/u0/${file}`,
+				'curl',
+				'-s',
+				'-o',
+				'/dev/null',
+				'--limit-rate',
+				'1M',
+				'--max-time',
+				String(seconds),
+				'-H',
+				`Authorization: Bearer ${token}`,
+				`${service.url}/api/download/u0/${file}`,
 			]),
 		)
 		await Promise.all(clients)

@@ -56,6 +56,7 @@ async function main() {
 	let draining = false
 	const deps = await createDeps(config, { log, draining: () => draining }).catch((err: unknown) => {
 		log.error('cannot start: the token store is unreachable', errorFields(err))
+		log.flush()
 		process.exit(1)
 	})
 	const app = createApp(deps).listen({
@@ -84,6 +85,7 @@ async function main() {
 		}
 		await Promise.all(children.map((c) => c.exited))
 		await deps.close()
+		log.flush()
 		process.exit(0)
 	}
 	process.on('SIGTERM', () => void shutdown('SIGTERM'))

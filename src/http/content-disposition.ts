@@ -23,5 +23,14 @@ export function asciiFallback(filename: string): string {
  * (RFC 6266 / RFC 5987), so old clients get a safe name and new ones the real one.
  */
 export function contentDisposition(filename: string): string {
-	return `attachment; filename="${asciiFallback(filename)}"; filename*=UTF-8''${encodeExtValue(filename)}`
+	let value = memo.get(filename)
+	if (value === undefined) {
+		value = `attachment; filename="${asciiFallback(filename)}"; filename*=UTF-8''${encodeExtValue(filename)}`
+		if (memo.size >= 1000) memo.clear()
+		memo.set(filename, value)
+	}
+	return value
 }
+
+// The same few files are downloaded over and over; encoding them once is enough.
+const memo = new Map<string, string>()

@@ -50,7 +50,7 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 		request: Request,
 		params: { user_id: string; filename: string },
 		method: 'GET' | 'HEAD',
-		ip: string,
+		clientIpOf: () => string,
 	) {
 		const started = clock()
 		const h = request.headers
@@ -84,6 +84,7 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 			return response
 		} catch (err) {
 			if (!(err instanceof AppError)) throw err
+			const ip = clientIpOf()
 			const answer = await limitRefusal(err, ip)
 			log.info('download denied', {
 				method,
@@ -119,12 +120,16 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 			.get(
 				DOWNLOAD_PATH,
 				({ request, params, server }) =>
-					serve(request, params, request.method === 'HEAD' ? 'HEAD' : 'GET', clientIp(request, server)),
+					serve(request, params, request.method === 'HEAD' ? 'HEAD' : 'GET', () => clientIp(request, server)),
 				{ ...hooks, detail: { ...detail, summary: 'Download a file with its token' } },
 			)
-			.head(DOWNLOAD_PATH, ({ request, params, server }) => serve(request, params, 'HEAD', clientIp(request, server)), {
-				...hooks,
-				detail: { ...detail, summary: 'Headers of the file (size, ETag) without the body; costs nothing' },
-			})
+			.head(
+				DOWNLOAD_PATH,
+				({ request, params, server }) => serve(request, params, 'HEAD', () => clientIp(request, server)),
+				{
+					...hooks,
+					detail: { ...detail, summary: 'Headers of the file (size, ETag) without the body; costs nothing' },
+				},
+			)
 	)
 }
