@@ -60,3 +60,15 @@ test('a Redis window resets too (1 s window, real expiry)', async () => {
 	expect((await t.request('/api/get-download-token/9/a.mp4')).status).toBe(200)
 	await t.close()
 })
+
+test('a refused IP is blocked until its window resets, then counted afresh', async () => {
+	const t = await makeTestApp({ store: 'memory', env: { RATE_LIMIT_DENIED: '2/min' } })
+	await t.putFile('9', 'a.mp4', 'a')
+	const deny = () => t.request(downloadPath('9', 'a.mp4'), { headers: bearer('forged') })
+	expect([(await deny()).status, (await deny()).status, (await deny()).status, (await deny()).status]).toEqual([
+		401, 401, 429, 429,
+	])
+	t.clock.advance(61_000)
+	expect((await deny()).status).toBe(401)
+	await t.close()
+})

@@ -33,13 +33,27 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 		return query === null || query === '' ? null : query
 	}
 
+	// An IP over the limit is remembered here until its window resets, so a
+	// flood of refusals costs no Redis round trip each; this only makes this
+	// instance stricter, the shared count stays in Redis.
+	const blockedUntil = new Map<string, number>()
+
 	// Only refusals are counted, so guessing and scraping hit 429 while the
 	// happy path pays no extra round trip. A limiter outage keeps the refusal as it was.
 	async function limitRefusal(err: AppError, ip: string): Promise<AppError> {
 		if (err.status >= 500) return err
+		const now = clock()
+		const until = blockedUntil.get(ip)
+		if (until !== undefined) {
+			if (until > now) return new RateLimitedError((until - now) / 1000)
+			blockedUntil.delete(ip)
+		}
 		try {
 			const hit = await deps.rateLimiter.hit('denied', ip, deps.rateLimitDenied)
-			return hit.allowed ? err : new RateLimitedError(hit.retryAfterS)
+			if (hit.allowed) return err
+			if (blockedUntil.size >= 10_000) blockedUntil.clear()
+			blockedUntil.set(ip, now + hit.retryAfterS * 1000)
+			return new RateLimitedError(hit.retryAfterS)
 		} catch (limiterErr) {
 			log.warn('rate limiter unavailable', errorFields(limiterErr))
 			return err
