@@ -88,7 +88,8 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 
 			const iat = Math.floor(deps.clock() / 1000)
 			const exp = iat + ttl
-			const jti = randomBytes(16).toString('base64url')
+			// Hex, not base64url: an id starting with '-' reads as an option on command lines.
+			const jti = randomBytes(16).toString('hex')
 			await deps.store.create({
 				jti,
 				userId,
