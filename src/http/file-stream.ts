@@ -7,6 +7,7 @@ import { type FileHandle, open } from 'node:fs/promises'
 // fixed 256 KiB chunks peaked at 280 MiB RSS, fixed 16 KiB at 115 MiB but cut
 // 1 GiB throughput to a sixth.
 const MIN_CHUNK = 16 * 1024
+const START_CHUNK = 64 * 1024
 const MAX_CHUNK = 512 * 1024
 const FAST_PULL_MS = 2
 const SLOW_PULL_MS = 20
@@ -26,7 +27,8 @@ export function fileStream(
 	let handle: FileHandle | null = null
 	let position = start
 	let finished = false
-	let chunk = MIN_CHUNK
+	// Small files go out in one read; long downloads adapt from there.
+	let chunk = START_CHUNK
 	let lastPull = 0
 
 	const finish = (complete: boolean) => {
