@@ -26,8 +26,6 @@ export interface DepsOverrides {
 	readonly clock?: Clock
 	readonly log?: Logger
 	readonly draining?: () => boolean
-	/** A ready client to use instead of building one (not closed by `close`). */
-	readonly redis?: RedisClient
 }
 
 // Fail fast: a command while Redis is down errors at once (no offline queue)
@@ -94,12 +92,11 @@ async function waitReady(client: RedisClient, timeoutMs: number): Promise<void> 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
 	const clock = overrides.clock ?? systemClock
 	const log = overrides.log ?? createLogger(config.logLevel)
-	const owned = overrides.redis ? null : createRedisClient(config)
-	const client = overrides.redis ?? owned
-	if (owned) {
-		owned.on('error', (err: unknown) => log.warn('redis error', errorFields(err)))
-		await waitReady(owned, 5000).catch((err: unknown) => {
-			owned.disconnect()
+	const client = createRedisClient(config)
+	if (client) {
+		client.on('error', (err: unknown) => log.warn('redis error', errorFields(err)))
+		await waitReady(client, 5000).catch((err: unknown) => {
+			client.disconnect()
 			throw err
 		})
 	}
@@ -116,7 +113,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 		draining: overrides.draining ?? (() => false),
 		async close() {
 			await store.close()
-			if (owned) await owned.quit().catch(() => owned.disconnect())
+			if (client) await client.quit().catch(() => client.disconnect())
 		},
 	}
 }

@@ -1,3 +1,5 @@
+import { InvalidRequestError } from '../errors'
+
 const USER_ID = /^[A-Za-z0-9_.@-]{1,128}$/
 // Cc covers C0 and C1 controls and DEL; slash and backslash would split or alias a path.
 const FORBIDDEN_IN_FILENAME = /[\p{Cc}/\\]/u
@@ -19,4 +21,10 @@ export function filenameProblem(filename: string): string | null {
 	if (!filename.isWellFormed()) return 'filename must be valid Unicode'
 	if (Buffer.byteLength(filename, 'utf8') > MAX_FILENAME_BYTES) return 'filename must be at most 255 bytes'
 	return null
+}
+
+/** Throws `InvalidRequestError` unless `userId` (and `filename`, when given) are acceptable. */
+export function assertValidNames(userId: string, filename?: string): void {
+	const problem = userIdProblem(userId) ?? (filename === undefined ? null : filenameProblem(filename))
+	if (problem) throw new InvalidRequestError(problem)
 }

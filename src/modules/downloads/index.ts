@@ -4,6 +4,7 @@ import type { Clock } from '../../clock'
 import type { RateLimit } from '../../config'
 import { AppError, RateLimitedError } from '../../errors'
 import type { ConditionalRequest } from '../../http/conditional'
+import { firstHop } from '../../http/forwarded'
 import { errorFields, type Logger } from '../../log'
 import type { RateLimiter } from '../../store/rate-limit'
 import { downloadsModel } from './model'
@@ -114,7 +115,7 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 
 	function clientIp(request: Request, server: { requestIP(r: Request): { address: string } | null } | null): string {
 		if (deps.trustProxy) {
-			const forwarded = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim()
+			const forwarded = firstHop(request.headers.get('x-forwarded-for'))
 			if (forwarded) return forwarded
 		}
 		return server?.requestIP(request)?.address ?? 'unknown'

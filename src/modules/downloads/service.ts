@@ -3,9 +3,9 @@ import { type ConditionalRequest, type Selection, selectRepresentation } from '.
 import type { Logger } from '../../log'
 import { errorFields } from '../../log'
 import type { Storage, StoredFile } from '../../storage/disk'
+import { assertValidNames } from '../../storage/names'
 import type { TokenStore } from '../../store/types'
 import type { DownloadClaims, DownloadTokenCodec } from '../tokens/download-token'
-import { assertValidNames } from '../tokens/service'
 
 /** What the download route is about to send, all checks passed. */
 export interface DownloadPlan {

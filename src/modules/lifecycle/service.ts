@@ -1,5 +1,6 @@
+import { isoSeconds } from '../../clock'
 import { AppError, InvalidRequestError, TokenError } from '../../errors'
-import { filenameProblem, userIdProblem } from '../../storage/names'
+import { assertValidNames, userIdProblem } from '../../storage/names'
 import type { TokenInfo, TokenStore } from '../../store/types'
 import type { DownloadTokenCodec } from '../tokens/download-token'
 
@@ -28,19 +29,13 @@ export interface LifecycleService {
 }
 
 const JTI = /^[A-Za-z0-9_-]{1,64}$/
-const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
-
-function checkUser(userId: string): void {
-	const problem = userIdProblem(userId)
-	if (problem) throw new InvalidRequestError(problem)
-}
 
 function toLive(t: TokenInfo): LiveToken {
 	return {
 		jti: t.jti,
 		filename: t.filename,
-		issued_at: iso(t.issuedAtS),
-		expires_at: iso(t.expiresAtS),
+		issued_at: isoSeconds(t.issuedAtS),
+		expires_at: isoSeconds(t.expiresAtS),
 		max_uses: t.maxUses,
 		bytes_left: t.bytesLeft,
 	}
@@ -64,24 +59,20 @@ export function createLifecycleService(deps: { store: TokenStore; codec: Downloa
 		},
 
 		async list(userId) {
-			checkUser(userId)
+			assertValidNames(userId)
 			const tokens = await store.list(userId)
 			return tokens.sort((a, b) => a.issuedAtS - b.issuedAtS || a.jti.localeCompare(b.jti)).map(toLive)
 		},
 
 		async revokeOne(userId, jti) {
-			checkUser(userId)
+			assertValidNames(userId)
 			if (!JTI.test(jti)) throw new InvalidRequestError('jti must be 1-64 characters of A-Z a-z 0-9 _ -')
 			if (!(await store.revoke(userId, jti)))
 				throw new AppError('not_found', 404, 'This user has no unexpired token with that jti.')
 		},
 
 		async revokeAll(userId, filename) {
-			checkUser(userId)
-			if (filename !== undefined) {
-				const problem = filenameProblem(filename)
-				if (problem) throw new InvalidRequestError(problem)
-			}
+			assertValidNames(userId, filename)
 			return { revoked: await store.revokeAll(userId, filename) }
 		},
 	}

@@ -1,5 +1,6 @@
 import { Elysia } from 'elysia'
 import type { CallerAuth } from '../../auth/caller'
+import { firstHop } from '../../http/forwarded'
 import { callerSecurity } from '../../http/model'
 import { tokensModel } from './model'
 import type { TokenService } from './service'
@@ -13,19 +14,14 @@ export interface TokensModuleDeps {
 	readonly maxTtlS: number
 }
 
-function firstForwarded(value: string | null): string | null {
-	const first = value?.split(',')[0]?.trim()
-	return first ? first : null
-}
-
 /** `GET /api/get-download-token/:user_id/:filename` (SPEC §3.1). */
 export function tokensModule(deps: TokensModuleDeps) {
 	function baseUrl(request: Request): string {
 		if (deps.publicBaseUrl) return deps.publicBaseUrl
 		const url = new URL(request.url)
 		if (!deps.trustProxy) return url.origin
-		const proto = firstForwarded(request.headers.get('x-forwarded-proto'))
-		const host = firstForwarded(request.headers.get('x-forwarded-host'))
+		const proto = firstHop(request.headers.get('x-forwarded-proto'))
+		const host = firstHop(request.headers.get('x-forwarded-host'))
 		const scheme = proto === 'http' || proto === 'https' ? proto : url.protocol.slice(0, -1)
 		// A forwarded host is only used when it looks like one; otherwise the request's own.
 		return `${scheme}://${host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:.]+\](:\d{1,5})?$/.test(host) ? host : url.host}`

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import type { Clock } from '../../clock'
+import { type Clock, isoSeconds } from '../../clock'
 import type { RateLimit } from '../../config'
 import { FileNotFoundError, InvalidRequestError, RateLimitedError } from '../../errors'
 import type { Storage } from '../../storage/disk'
-import { filenameProblem, userIdProblem } from '../../storage/names'
+import { assertValidNames } from '../../storage/names'
 import type { RateLimiter } from '../../store/rate-limit'
 import type { TokenStore } from '../../store/types'
 import type { DownloadTokenCodec } from './download-token'
@@ -51,12 +51,6 @@ export interface TokenService {
 
 const MAX_USES_LIMIT = 1_000_000
 const POSITIVE_INT = /^[1-9][0-9]{0,9}$/
-
-/** Throws `InvalidRequestError` unless both path names are acceptable. */
-export function assertValidNames(userId: string, filename: string): void {
-	const problem = userIdProblem(userId) ?? filenameProblem(filename)
-	if (problem) throw new InvalidRequestError(problem)
-}
 
 function positiveInt(name: string, raw: string, max: number): number {
 	if (!POSITIVE_INT.test(raw) || Number(raw) > max)
@@ -106,7 +100,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 				expires_in: ttl,
 				download_url: `${request.baseUrl}${downloadPath(userId, filename)}`,
 				jti,
-				expires_at: new Date(exp * 1000).toISOString().replace('.000Z', 'Z'),
+				expires_at: isoSeconds(exp),
 				max_uses: maxUses,
 			}
 		},
