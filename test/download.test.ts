@@ -212,6 +212,10 @@ describe.each<StoreKind>(['redis', 'memory'])('GET/HEAD /api/download (%s store)
 			expect(res.headers.get('etag')).toMatch(/^"[^"]+"$/)
 			expect(res.headers.get('last-modified')).toMatch(/GMT$/)
 			expect(res.headers.get('content-range')).toBeNull()
+			// Set by the service (it saves send() calls), so it must not be doubled by Bun's own.
+			const date = res.headers.get('date') ?? ''
+			expect(date).toMatch(/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/)
+			expect(Math.abs(Date.parse(date) - Date.now())).toBeLessThan(5000)
 			expect(new Uint8Array(await res.arrayBuffer())).toEqual(video)
 		})
 

@@ -1,5 +1,6 @@
 import { contentDisposition } from '../../http/content-disposition'
 import { fileStream } from '../../http/file-stream'
+import { httpDateNow } from '../../http/date'
 import { contentTypeFor } from '../../http/mime'
 import type { DownloadPlan } from './service'
 
@@ -13,6 +14,7 @@ function representationHeaders(plan: DownloadPlan): Record<string, string> {
 		'Accept-Ranges': 'bytes',
 		ETag: file.etag,
 		'Last-Modified': new Date(file.mtimeMs).toUTCString(),
+		Date: httpDateNow(),
 	}
 }
 
