@@ -1,4 +1,4 @@
-import { realpathSync, statSync } from 'node:fs'
+import { type BigIntStats, lstatSync, realpathSync, statSync } from 'node:fs'
 import { join, sep } from 'node:path'
 
 /** A regular file inside storage, with what the HTTP layer needs of it. */
@@ -26,14 +26,14 @@ function isNotFound(err: unknown): boolean {
 }
 
 /**
- * Disk storage rooted at `rootDir`. Every lookup resolves the real path and
- * refuses anything that lands outside the root, so symlinks and `..` can never
- * escape. The lookups are synchronous on purpose: on a local disk realpath and
+ * Disk storage rooted at `rootDir`. Every lookup checks, at that moment, that
+ * the path is real (or resolves it) and refuses anything that lands outside the
+ * root, so symlinks and `..` can never escape. The lookups are synchronous on purpose: on a local disk realpath and
  * stat take microseconds, while the async versions hop through a thread pool
  * and halved throughput on the benchmark (10.5k vs 17.8k req/s).
  */
 export function createDiskStorage(rootDir: string): Storage {
-	// Real paths are resolved on every lookup, never cached: a cached path can
+	// Paths are checked on every lookup, never cached: a cached path can
 	// become a symlink (or gain a symlinked parent) and stat would follow it
 	// out of the root. The test that swaps a file for an escaping symlink
 	// caught exactly that.
@@ -43,20 +43,38 @@ export function createDiskStorage(rootDir: string): Storage {
 		return rootReal
 	}
 
+	const storedFile = (path: string, st: BigIntStats): StoredFile => ({
+		path,
+		size: Number(st.size),
+		mtimeMs: Number(st.mtimeMs),
+		etag: `"${st.size.toString(36)}-${st.mtimeNs.toString(36)}-${st.ino.toString(36)}"`,
+	})
+
+	// Follows symlinks, then refuses a real path outside the root.
+	function findResolved(path: string, base: string): StoredFile | null {
+		const real = realpathSync.native(path)
+		if (!real.startsWith(base + sep)) return null
+		const st = statSync(real, { bigint: true })
+		return st.isFile() ? storedFile(real, st) : null
+	}
+
 	return {
 		async find(userId, filename) {
 			try {
 				const base = root()
-				const real = realpathSync.native(join(base, userId, filename))
-				if (!real.startsWith(base + sep)) return null
-				const st = statSync(real, { bigint: true })
-				if (!st.isFile()) return null
-				return {
-					path: real,
-					size: Number(st.size),
-					mtimeMs: Number(st.mtimeMs),
-					etag: `"${st.size.toString(36)}-${st.mtimeNs.toString(36)}-${st.ino.toString(36)}"`,
-				}
+				const dir = join(base, userId)
+				const path = join(dir, filename)
+				// Fast path, two lstat calls instead of realpath's four syscalls: the names are
+				// single validated segments, so when neither the user directory nor the file is
+				// a symlink, the path is already real and inside the root.
+				const dirSt = lstatSync(dir, { throwIfNoEntry: false })
+				if (dirSt === undefined) return null
+				if (dirSt.isSymbolicLink()) return findResolved(path, base)
+				if (!dirSt.isDirectory()) return null
+				const st = lstatSync(path, { bigint: true, throwIfNoEntry: false })
+				if (st === undefined) return null
+				if (st.isSymbolicLink()) return findResolved(path, base)
+				return st.isFile() ? storedFile(path, st) : null
 			} catch (err) {
 				if (isNotFound(err)) return null
 				throw err
