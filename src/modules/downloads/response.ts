@@ -1,6 +1,6 @@
 import { contentDisposition } from '../../http/content-disposition'
-import { fileStream } from '../../http/file-stream'
 import { httpDateNow } from '../../http/date'
+import { fileStream } from '../../http/file-stream'
 import { contentTypeFor } from '../../http/mime'
 import type { DownloadPlan } from './service'
 
