@@ -4,7 +4,7 @@ import type { Logger } from '../../log'
 import { errorFields } from '../../log'
 import type { Storage, StoredFile } from '../../storage/disk'
 import { assertValidNames } from '../../storage/names'
-import type { TokenStore } from '../../store/types'
+import type { TakeResult, TokenStore } from '../../store/types'
 import type { DownloadClaims, DownloadTokenCodec } from '../tokens/download-token'
 
 /** What the download route is about to send, all checks passed. */
@@ -41,6 +41,8 @@ export interface DownloadServiceDeps {
 	readonly store: TokenStore
 	readonly storage: Storage
 	readonly log: Logger
+	/** Revoked jtis remembered per process (oldest dropped first; default 4096); 0 asks the store every time. */
+	readonly revokedCacheSize?: number
 }
 
 function bodyLength(selection: Selection, file: StoredFile, method: 'GET' | 'HEAD'): number {
@@ -57,6 +59,22 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 	const denyMissingRecord = () =>
 		new TokenError('token_revoked', 'This download token has been revoked or is no longer valid.')
 
+	// Revocation is final until the token expires (and expiry is checked before
+	// this), so a jti the store once reported revoked is refused here without
+	// asking again: a leaked link scraped after revocation costs no round trip.
+	// Missing and used-up are not final (a restored store, bytes given back).
+	const revokedCacheSize = deps.revokedCacheSize ?? 4096
+	const knownRevoked = new Set<string>()
+	const revokedKey = (claims: DownloadClaims) => `${claims.user_id}\0${claims.jti}`
+	const rememberRevoked = (claims: DownloadClaims) => {
+		if (knownRevoked.size >= revokedCacheSize) knownRevoked.delete(knownRevoked.values().next().value as string)
+		knownRevoked.add(revokedKey(claims))
+	}
+	const refuseTaken = (claims: DownloadClaims, taken: TakeResult): never => {
+		if (taken.status === 'revoked' && revokedCacheSize > 0) rememberRevoked(claims)
+		throw denyMissingRecord()
+	}
+
 	return {
 		async prepare(request) {
 			assertValidNames(request.userId, request.filename)
@@ -64,12 +82,13 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			const claims = await codec.verify(request.token)
 			if (claims.action !== 'download' || claims.user_id !== request.userId || claims.filename !== request.filename)
 				throw new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
+			if (knownRevoked.has(revokedKey(claims))) throw denyMissingRecord()
 
 			const file = await storage.find(request.userId, request.filename)
 			if (!file) {
 				// The record check (5) comes before the file check (6), even with nothing to send.
 				const check = await store.take(claims.user_id, claims.jti, 0)
-				if (check.status === 'missing' || check.status === 'revoked') throw denyMissingRecord()
+				if (check.status === 'missing' || check.status === 'revoked') refuseTaken(claims, check)
 				throw new FileNotFoundError()
 			}
 			const selection = selectRepresentation(request.conditional, file)
@@ -78,7 +97,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			switch (taken.status) {
 				case 'missing':
 				case 'revoked':
-					throw denyMissingRecord()
+					return refuseTaken(claims, taken)
 				case 'used_up':
 					throw new TokenError(
 						'token_used_up',
