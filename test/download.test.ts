@@ -190,6 +190,21 @@ describe.each<StoreKind>(['redis', 'memory'])('GET/HEAD /api/download (%s store)
 			await expectError(await get(token), 401, 'token_used_up')
 		})
 
+		test('a small budgeted body (one read) is a plain file body with Content-Length, and is still paid for', async () => {
+			const small = randomBytesOf(64 * 1024)
+			await t.putFile('123', 'small.mp4', small)
+			const { token, jti } = await t.issue('123', 'small.mp4', '?max_uses=2')
+			for (let i = 0; i < 2; i++) {
+				const res = await get(token, {}, downloadPath('123', 'small.mp4'))
+				expect(res.status).toBe(200)
+				expect(res.headers.get('content-length')).toBe(String(small.length))
+				expect(res.headers.get('transfer-encoding')).toBeNull()
+				expect(new Uint8Array(await res.arrayBuffer())).toEqual(small)
+			}
+			expect(await t.deps.store.list('123').then((l) => l.find((x) => x.jti === jti)?.bytesLeft)).toBe(0)
+			await expectError(await get(token, {}, downloadPath('123', 'small.mp4')), 401, 'token_used_up')
+		})
+
 		test('errors cost nothing: a mismatched request does not touch the budget', async () => {
 			const { token, jti } = await t.issue('123', 'myvideo.mp4', '?max_uses=1')
 			await expectError(await get(token, {}, downloadPath('123', 'other.mp4')), 403, 'token_mismatch')

@@ -11,6 +11,8 @@ import { type FileHandle, open } from 'node:fs/promises'
 // 130 MiB with the longer warm-up, 1 GiB throughput unchanged).
 const MIN_CHUNK = 16 * 1024
 const START_CHUNK = 64 * 1024
+/** Bodies up to this size are read and handed to the socket in one go. */
+export const SINGLE_READ_BYTES = START_CHUNK
 const MAX_CHUNK = 512 * 1024
 const FAST_PULL_MS = 2
 const SLOW_PULL_MS = 20

@@ -1,6 +1,6 @@
 import { contentDisposition } from '../../http/content-disposition'
 import { httpDateNow } from '../../http/date'
-import { fileStream } from '../../http/file-stream'
+import { fileStream, SINGLE_READ_BYTES } from '../../http/file-stream'
 import { contentTypeFor } from '../../http/mime'
 import type { DownloadPlan } from './service'
 
@@ -61,7 +61,11 @@ export function downloadResponse(
 	// Bun answers a Range request itself when the body is a whole Bun.file, so
 	// a deliberate 200 to a Range request (If-Range failed, unparsable range) is streamed.
 	const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
-	if (!plan.budgeted && !ignoredRange) {
+	// A budgeted body that fits in one read leaves in one write whether counted
+	// or not, so counting it in JS would learn nothing about a drop; it gets the
+	// cheaper file body (and its Content-Length) like an unlimited one.
+	const counted = plan.budgeted && end - start > SINGLE_READ_BYTES
+	if (!counted && !ignoredRange) {
 		const blob = Bun.file(file.path)
 		return new Response(selection.kind === 'partial' ? blob.slice(start, end) : blob, { status, headers })
 	}
