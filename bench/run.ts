@@ -38,6 +38,8 @@ const median = (xs: number[]) => {
 }
 const fmt = (n: number, digits = 0) =>
 	n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+/** Every run behind a median, in order, so the spread of a noisy machine shows. */
+const runsNote = (xs: number[]) => `runs ${xs.map((x) => fmt(x)).join(' / ')}`
 const log = (...parts: unknown[]) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...parts)
 
 async function sh(cmd: string[]): Promise<string> {
@@ -304,7 +306,12 @@ async function downloadScenarios(redis: RedisServer, workers: number) {
 	}
 	const base = median((runs.base ?? []).map((r) => r.rps))
 	const tag = `${workers} process${workers > 1 ? 'es' : ''}`
-	record({ scenario: `0. baseline Bun.file 64 KiB, c=64, ${tag}`, metric: 'req/s', service: base })
+	record({
+		scenario: `0. baseline Bun.file 64 KiB, c=64, ${tag}`,
+		metric: 'req/s',
+		service: base,
+		note: runsNote((runs.base ?? []).map((r) => r.rps)),
+	})
 	const report = (name: string, key: string, target: number, scenario: string, expectStatus: 'ok' | 'refused') => {
 		const list = runs[key] ?? []
 		if (list.length === 0) return
@@ -318,7 +325,7 @@ async function downloadScenarios(redis: RedisServer, workers: number) {
 			ratio: rps / base,
 			target: `≥ ${target}× baseline`,
 			pass: rps / base >= target && bad === 0,
-			note: bad ? `${bad} unexpected answers` : name,
+			note: [bad ? `${bad} unexpected answers` : name, runsNote(list.map((r) => r.rps))].filter(Boolean).join('; '),
 		})
 	}
 	report('', 'unlimited', 0.7, '2. download 64 KiB, unlimited token, c=64', 'ok')
@@ -468,6 +475,7 @@ async function scalingScenario() {
 			ratio: rps / first,
 			target: live === 1_000_000 ? 'within 10 % of 10⁴' : undefined,
 			pass: live === 1_000_000 ? rps / first >= 0.9 : undefined,
+			note: runsNote(results.get(live) ?? []),
 		})
 	}
 }
