@@ -28,9 +28,10 @@ function isNotFound(err: unknown): boolean {
 /**
  * Disk storage rooted at `rootDir`. Every lookup checks, at that moment, that
  * the path is real (or resolves it) and refuses anything that lands outside the
- * root, so symlinks and `..` can never escape. The lookups are synchronous on purpose: on a local disk realpath and
- * stat take microseconds, while the async versions hop through a thread pool
- * and halved throughput on the benchmark (10.5k vs 17.8k req/s).
+ * root, so symlinks and `..` can never escape. The lookups are synchronous on
+ * purpose: on a local disk lstat and realpath take microseconds, while the
+ * async versions hop through a thread pool and halved throughput on the
+ * benchmark (10.5k vs 17.8k req/s).
  */
 export function createDiskStorage(rootDir: string): Storage {
 	// Paths are checked on every lookup, never cached: a cached path can
