@@ -1,5 +1,5 @@
 import { type BigIntStats, lstatSync, realpathSync, statSync } from 'node:fs'
-import { join, sep } from 'node:path'
+import { dirname, join, sep } from 'node:path'
 
 /** A regular file inside storage, with what the HTTP layer needs of it. */
 export interface StoredFile {
@@ -65,9 +65,11 @@ export function createDiskStorage(rootDir: string): Storage {
 				const base = root()
 				const dir = join(base, userId)
 				const path = join(dir, filename)
-				// Fast path, two lstat calls instead of realpath's four syscalls: the names are
-				// single validated segments, so when neither the user directory nor the file is
-				// a symlink, the path is already real and inside the root.
+				// Fast path, two lstat calls instead of realpath's four syscalls: when both
+				// names are single segments and neither the user directory nor the file is a
+				// symlink, the path is already real and inside the root. Names that are not
+				// single segments (callers should have refused them) take the realpath path.
+				if (dirname(dir) !== base || dirname(path) !== dir) return findResolved(path, base)
 				const dirSt = lstatSync(dir, { throwIfNoEntry: false })
 				if (dirSt === undefined) return null
 				if (dirSt.isSymbolicLink()) return findResolved(path, base)
