@@ -62,8 +62,9 @@ export function downloadResponse(
 	// a deliberate 200 to a Range request (If-Range failed, unparsable range) is streamed.
 	const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
 	// A budgeted body that fits in one read leaves in one write whether counted
-	// or not, so counting it in JS would learn nothing about a drop; it gets the
-	// cheaper file body (and its Content-Length) like an unlimited one.
+	// or not, so counting it in JS learns little (only a drop before that
+	// write, then worth at most 64 KiB of budget); it gets the cheaper file
+	// body, and its Content-Length, like an unlimited one.
 	const counted = plan.budgeted && end - start > SINGLE_READ_BYTES
 	if (!counted && !ignoredRange) {
 		const blob = Bun.file(file.path)
