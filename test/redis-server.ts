@@ -8,6 +8,14 @@ export interface RedisServer {
 	stop(): Promise<void>
 	/** Starts it again on the same port (empty unless started with `dataDir`). */
 	start(): Promise<void>
+	/** Freezes the process (SIGSTOP): sockets stay open, nothing answers, as a hung VM. */
+	pause(): void
+	/** Thaws a paused process (SIGCONT). */
+	resume(): void
+	/** Kills the process (SIGKILL) and waits for it to exit. */
+	kill(): Promise<void>
+	/** The process id while running, else null. */
+	readonly pid: number | null
 }
 
 /** A port that was free a moment ago (bound to 0, then released). */
@@ -77,9 +85,27 @@ export async function startRedisServer(options: { port?: number; dataDir?: strin
 			const running = child
 			child = null
 			if (!running) return
+			// A paused server never handles SIGTERM: thaw it first.
+			running.kill('SIGCONT')
 			running.kill('SIGTERM')
 			await running.exited
 		},
 		start,
+		pause() {
+			child?.kill('SIGSTOP')
+		},
+		resume() {
+			child?.kill('SIGCONT')
+		},
+		async kill() {
+			const running = child
+			child = null
+			if (!running) return
+			running.kill('SIGKILL')
+			await running.exited
+		},
+		get pid() {
+			return child?.pid ?? null
+		},
 	}
 }
