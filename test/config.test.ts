@@ -662,4 +662,21 @@ describe('the process', () => {
 		expect(lines[0]).toContain('PORT')
 		expect(lines[0]).not.toContain(SECRET)
 	})
+
+	test('two Redis topologies exit 1 with one line naming both, before reaching Redis', async () => {
+		const run = await start({
+			...baseEnv(),
+			JWT_SECRET: SECRET,
+			// Nothing listens on either; the conflict must be reported first.
+			REDIS_URL: 'redis://127.0.0.1:1',
+			REDIS_CLUSTER_NODES: '127.0.0.1:2',
+		})
+		expect(run.signalCode).toBeNull()
+		expect(run.exitCode).toBe(1)
+		const lines = run.stderr.split('\n').filter((line) => line.trim() !== '')
+		expect(lines).toHaveLength(1)
+		expect(lines[0]).toContain('REDIS_URL')
+		expect(lines[0]).toContain('REDIS_CLUSTER_NODES')
+		expect(lines[0]).not.toContain(SECRET)
+	})
 })
