@@ -59,25 +59,112 @@ export function storeContract(name: string, makeStore: () => TokenStore, clock: 
 			expect(await store.take(r.userId, r.jti, 1)).toEqual({ status: 'used_up', bytesLeft: 0 })
 		})
 
-		test('giveBack returns unwritten bytes and at most the allowance of written ones, once', async () => {
+		test('settling a broken body returns unwritten bytes and at most the allowance of written ones, once', async () => {
 			const r = budgeted(1000, 1, 100)
 			await store.create(r)
-			await store.take(r.userId, r.jti, 1000)
-			await store.giveBack(r.userId, r.jti, 700, 300) // 700 unwritten + 100 of allowance
+			await store.take(r.userId, r.jti, 1000, { reservation: 'r1' })
+			await store.settle(r.userId, r.jti, 'r1', 300, true) // 700 unwritten + 100 of allowance
 			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 800 })
-			await store.take(r.userId, r.jti, 800)
-			await store.giveBack(r.userId, r.jti, 500, 300) // allowance spent: only the 500
+			await store.settle(r.userId, r.jti, 'r1', 0, true) // settled already: nothing more
+			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 800 })
+			await store.take(r.userId, r.jti, 800, { reservation: 'r2' })
+			await store.settle(r.userId, r.jti, 'r2', 300, true) // allowance spent: only the 500
 			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 500 })
 			expect((await store.list(r.userId))[0]?.bytesLeft).toBe(500)
 		})
 
-		test('giveBack on an unlimited or unknown token changes nothing', async () => {
+		test('settling a complete body returns nothing; written never counts above what was reserved', async () => {
+			const r = budgeted(1000, 1, 100)
+			await store.create(r)
+			await store.take(r.userId, r.jti, 600, { reservation: 'a' })
+			await store.settle(r.userId, r.jti, 'a', 600, false)
+			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 400 })
+			await store.take(r.userId, r.jti, 400, { reservation: 'b' })
+			await store.settle(r.userId, r.jti, 'b', 10 ** 9, true) // claims more than reserved: 100 of allowance at most
+			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 100 })
+		})
+
+		test('settle on an unlimited or unknown token or reservation changes nothing', async () => {
 			const r = record(clock)
 			await store.create(r)
-			await store.giveBack(r.userId, r.jti, 10, 10)
-			await store.giveBack(r.userId, 'unknown', 10, 10)
+			await store.settle(r.userId, r.jti, 'x', 10, true)
+			await store.settle(r.userId, 'unknown', 'x', 10, true)
 			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: false })
 			expect(await store.take(r.userId, 'unknown', 0)).toEqual({ status: 'missing' })
+			const b = budgeted(100, 1, 10)
+			await store.create(b)
+			await store.settle(b.userId, b.jti, 'never-taken', 0, true)
+			expect(await store.take(b.userId, b.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 100 })
+		})
+
+		test('a reservation delivered twice charges once', async () => {
+			const r = budgeted(1000, 1, 0)
+			await store.create(r)
+			expect(await store.take(r.userId, r.jti, 600, { reservation: 'dup' })).toEqual({
+				status: 'ok',
+				budgeted: true,
+				bytesLeft: 400,
+			})
+			expect(await store.take(r.userId, r.jti, 600, { reservation: 'dup' })).toEqual({
+				status: 'ok',
+				budgeted: true,
+				bytesLeft: 400,
+			})
+		})
+
+		test('cancel after the charge gives the bytes back; a cancel that arrives first refuses the charge', async () => {
+			const r = budgeted(1000, 1, 0)
+			await store.create(r)
+			await store.take(r.userId, r.jti, 1000, { reservation: 'late' })
+			await store.cancel(r.userId, r.jti, 'late')
+			await store.cancel(r.userId, r.jti, 'late') // idempotent
+			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 1000 })
+			// The same reservation arriving again after its cancel (a retried delivery) is refused.
+			expect(await store.take(r.userId, r.jti, 1000, { reservation: 'late' })).toEqual({ status: 'cancelled' })
+			await store.cancel(r.userId, r.jti, 'early')
+			expect(await store.take(r.userId, r.jti, 1000, { reservation: 'early' })).toEqual({ status: 'cancelled' })
+			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 1000 })
+			// A settle after a cancel gives nothing more.
+			await store.settle(r.userId, r.jti, 'late', 0, true)
+			expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 1000 })
+		})
+
+		test('the record binds the file: a take naming another file is a mismatch and charges nothing', async () => {
+			const r = budgeted(1000, 1, 0, { filename: 'a.mp4' })
+			await store.create(r)
+			expect(await store.take(r.userId, r.jti, 1000, { filename: 'b.mp4', reservation: 'm' })).toEqual({
+				status: 'mismatch',
+			})
+			expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual({
+				status: 'ok',
+				budgeted: true,
+				bytesLeft: 1000,
+			})
+			const u = record(clock, { filename: 'a.mp4' })
+			await store.create(u)
+			expect(await store.take(u.userId, u.jti, 0, { filename: 'A.mp4' })).toEqual({ status: 'mismatch' })
+		})
+
+		test('create counts issues per user and refuses past the limit, writing nothing', async () => {
+			const limit = { limit: 2, windowS: 60 }
+			const first = record(clock)
+			const user = first.userId
+			expect(await store.create(first, limit)).toEqual({ status: 'created' })
+			expect(await store.create(record(clock, { userId: user }), limit)).toEqual({ status: 'created' })
+			const refused = record(clock, { userId: user })
+			const answer = await store.create(refused, limit)
+			expect(answer.status).toBe('rate_limited')
+			expect(answer.status === 'rate_limited' ? answer.retryAfterS : 0).toBeGreaterThanOrEqual(1)
+			expect(await store.take(user, refused.jti, 0)).toEqual({ status: 'missing' })
+			expect(await store.create(record(clock), limit)).toEqual({ status: 'created' }) // another user
+		})
+
+		test('list hides used-up tokens', async () => {
+			const r = budgeted(100, 1, 0)
+			await store.create(r)
+			expect((await store.list(r.userId)).map((t) => t.jti)).toEqual([r.jti])
+			await store.take(r.userId, r.jti, 100, { reservation: 'all' })
+			expect(await store.list(r.userId)).toEqual([])
 		})
 
 		test('revoke is distinct from missing and from used up, and idempotent', async () => {

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock'
-import type { NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
+import type { CreateResult, NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
 
 interface MemoryRecord {
 	readonly filename: string
@@ -9,6 +9,8 @@ interface MemoryRecord {
 	bytesLeft: number | null
 	allowanceLeft: number
 	revoked: boolean
+	/** Reserved bytes per reservation in flight; `cancelled` once cancelled. */
+	readonly reservations: Map<string, number | 'cancelled'>
 }
 
 /**
@@ -19,6 +21,7 @@ interface MemoryRecord {
 export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: number }): TokenStore {
 	const { clock } = opts
 	const users = new Map<string, Map<string, MemoryRecord>>()
+	const issueWindows = new Map<string, { count: number; resetAtMs: number }>()
 	const nowS = () => Math.floor(clock() / 1000)
 
 	function live(userId: string, jti: string): MemoryRecord | undefined {
@@ -39,13 +42,29 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 		return tokens.size === 0 ? undefined : tokens
 	}
 
+	// Fixed windows like the Redis script: every issue counts, refused ones too.
+	function overIssueLimit(userId: string, limit: NonNullable<Parameters<TokenStore['create']>[1]>): number | null {
+		const now = clock()
+		let window = issueWindows.get(userId)
+		if (!window || window.resetAtMs <= now) {
+			window = { count: 0, resetAtMs: now + limit.windowS * 1000 }
+			issueWindows.set(userId, window)
+		}
+		window.count++
+		return window.count > limit.limit ? Math.ceil((window.resetAtMs - now) / 1000) : null
+	}
+
 	const sweep = setInterval(() => {
 		for (const userId of [...users.keys()]) dropExpired(userId)
+		const now = clock()
+		for (const [userId, window] of issueWindows) if (window.resetAtMs <= now) issueWindows.delete(userId)
 	}, opts.sweepIntervalMs ?? 60_000)
 	sweep.unref()
 
 	return {
-		async create(r: NewTokenRecord) {
+		async create(r: NewTokenRecord, limit): Promise<CreateResult> {
+			const retryAfterS = limit ? overIssueLimit(r.userId, limit) : null
+			if (retryAfterS !== null) return { status: 'rate_limited', retryAfterS }
 			const tokens = dropExpired(r.userId) ?? new Map<string, MemoryRecord>()
 			users.set(r.userId, tokens)
 			tokens.set(r.jti, {
@@ -56,25 +75,46 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 				bytesLeft: r.budgetBytes,
 				allowanceLeft: r.budgetBytes === null ? 0 : r.allowanceBytes,
 				revoked: false,
+				reservations: new Map(),
 			})
+			return { status: 'created' }
 		},
 
-		async take(userId, jti, bytes): Promise<TakeResult> {
+		async take(userId, jti, bytes, options = {}): Promise<TakeResult> {
 			const record = live(userId, jti)
 			if (!record) return { status: 'missing' }
+			if (options.filename !== undefined && record.filename !== options.filename) return { status: 'mismatch' }
 			if (record.revoked) return { status: 'revoked' }
 			if (record.bytesLeft === null) return { status: 'ok', budgeted: false }
+			if (bytes === 0) return { status: 'ok', budgeted: true, bytesLeft: record.bytesLeft }
+			const prior = options.reservation === undefined ? undefined : record.reservations.get(options.reservation)
+			if (prior === 'cancelled') return { status: 'cancelled' }
+			if (prior !== undefined) return { status: 'ok', budgeted: true, bytesLeft: record.bytesLeft }
 			if (bytes > record.bytesLeft) return { status: 'used_up', bytesLeft: record.bytesLeft }
 			record.bytesLeft -= bytes
+			if (options.reservation !== undefined) record.reservations.set(options.reservation, bytes)
 			return { status: 'ok', budgeted: true, bytesLeft: record.bytesLeft }
 		},
 
-		async giveBack(userId, jti, unwritten, written) {
+		async settle(userId, jti, reservation, written, broken) {
 			const record = live(userId, jti)
-			if (!record || record.bytesLeft === null) return
-			const back = Math.min(Math.max(0, written), record.allowanceLeft)
-			record.allowanceLeft -= back
-			record.bytesLeft += Math.max(0, unwritten) + back
+			const reserved = record?.reservations.get(reservation)
+			if (!record || record.bytesLeft === null || reserved === undefined || reserved === 'cancelled') return 0
+			record.reservations.delete(reservation)
+			if (!broken) return 0
+			const sent = Math.min(Math.max(0, written), reserved)
+			const extra = Math.min(sent, record.allowanceLeft)
+			record.allowanceLeft -= extra
+			record.bytesLeft += reserved - sent + extra
+			return reserved - sent + extra
+		},
+
+		async cancel(userId, jti, reservation) {
+			const record = live(userId, jti)
+			if (!record) return
+			const reserved = record.reservations.get(reservation)
+			record.reservations.set(reservation, 'cancelled')
+			if (typeof reserved === 'number' && record.bytesLeft !== null) record.bytesLeft += reserved
 		},
 
 		async revoke(userId, jti) {
@@ -97,7 +137,8 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 		async list(userId) {
 			const out: TokenInfo[] = []
 			for (const [jti, r] of dropExpired(userId) ?? []) {
-				if (r.revoked) continue
+				// Revoked and used-up tokens are not live.
+				if (r.revoked || r.bytesLeft === 0) continue
 				out.push({
 					jti,
 					filename: r.filename,

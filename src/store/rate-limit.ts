@@ -1,6 +1,6 @@
 import type { Clock } from '../clock'
 import type { RateLimit } from '../config'
-import { type RedisClient, runScript, script } from './scripts'
+import { defineScripts, type RedisClient, toInt } from './scripts'
 
 /** The outcome of counting one event against a limit. */
 export interface RateLimitHit {
@@ -19,7 +19,7 @@ export interface RateLimiter {
 }
 
 // INCR, and start the window on the first event (or repair a key that lost its TTL).
-const HIT = script(`
+const HIT = `
 local n = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
@@ -27,14 +27,15 @@ if ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return {n, ttl}
-`)
+`
 
 /** Redis rate limiter: one atomic script per event. */
 export function createRedisRateLimiter(client: RedisClient, prefix: string): RateLimiter {
+	const scripts = defineScripts(client, { hit: { numberOfKeys: 1, lua: HIT } })
 	return {
 		async hit(scope, id, rule) {
-			const reply = await runScript(client, HIT, [`${prefix}rl:${scope}:{${id}}`], [rule.windowS * 1000])
-			const [count, ttlMs] = (reply as unknown[]).map(Number)
+			const reply = (await scripts.hit.run([`${prefix}rl:${scope}:{${id}}`], [rule.windowS * 1000])) as unknown[]
+			const [count, ttlMs] = reply.map(toInt)
 			return { allowed: (count ?? 0) <= rule.limit, retryAfterS: Math.ceil((ttlMs ?? 0) / 1000) }
 		},
 	}

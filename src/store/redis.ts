@@ -1,16 +1,31 @@
+import type { ChainableCommander } from 'ioredis'
 import type { Clock } from '../clock'
+import type { RateLimit } from '../config'
 import { StoreUnavailableError } from '../errors'
-import { type RedisClient, runScript, type Script, script } from './scripts'
-import type { NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
+import { defineScripts, type RedisClient, type Script, toInt } from './scripts'
+import type { CreateResult, NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
 
 export type { RedisClient } from './scripts'
 
 // Record fields: f filename, i issued-at (s), e expires-at (s), m max uses,
-// b bytes left in the budget, a resume allowance left, r revoked flag.
+// b bytes left in the budget, a resume allowance left, r revoked flag, and one
+// `v:<reservation>` per body in flight (its reserved bytes, or `x` once cancelled).
 // Scripts run in RESP2 mode inside Redis (no redis.setresp), so nil is false
-// and tables come back as arrays whatever protocol the client speaks.
+// and tables come back as arrays whatever protocol the client speaks. Byte
+// counts travel as strings: Lua prints numbers above 10^14 in exponent form.
 
+// Counts the issue against the user's window (KEYS[3]) and, when allowed,
+// writes the record and its index entry. Returns {1} or {0, window ms left}.
 const CREATE = `
+if tonumber(ARGV[10]) > 0 then
+  local n = redis.call('INCR', KEYS[3])
+  local ttl = redis.call('PTTL', KEYS[3])
+  if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[3], ARGV[11])
+    ttl = tonumber(ARGV[11])
+  end
+  if n > tonumber(ARGV[10]) then return {0, ttl} end
+end
 redis.call('HSET', KEYS[1], 'f', ARGV[2], 'i', ARGV[3], 'e', ARGV[4])
 if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[1], 'm', ARGV[6], 'b', ARGV[7], 'a', ARGV[8])
@@ -21,32 +36,57 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
-return 1
+return {1, 0}
 `
 
-// Returns {code, bytesLeft}: 0 missing, 2 revoked, 1 unlimited ok, 3 used up, 4 budgeted ok.
+// Returns {code, bytesLeft}: 0 missing, 1 unlimited ok, 2 revoked, 3 used up,
+// 4 budgeted ok, 5 record for another file, 6 reservation cancelled before it arrived.
+// ARGV: bytes, filename ('' = unchecked), reservation field ('' = none).
 const TAKE = `
-local v = redis.call('HMGET', KEYS[1], 'e', 'r', 'b')
+local v = redis.call('HMGET', KEYS[1], 'f', 'r', 'b')
 if not v[1] then return {0, 0} end
+if ARGV[2] ~= '' and v[1] ~= ARGV[2] then return {5, 0} end
 if v[2] then return {2, 0} end
 if not v[3] then return {1, 0} end
 local left = tonumber(v[3])
 local want = tonumber(ARGV[1])
+if want == 0 then return {4, left} end
+if ARGV[3] ~= '' then
+  local prior = redis.call('HGET', KEYS[1], ARGV[3])
+  if prior == 'x' then return {6, left} end
+  if prior then return {4, left} end
+end
 if want > left then return {3, left} end
-if want > 0 then left = redis.call('HINCRBY', KEYS[1], 'b', '-' .. ARGV[1]) end
+left = redis.call('HINCRBY', KEYS[1], 'b', '-' .. ARGV[1])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[1]) end
 return {4, left}
 `
 
-const GIVE_BACK = `
-local v = redis.call('HMGET', KEYS[1], 'b', 'a')
-if not v[1] then return 0 end
-local back = math.min(tonumber(ARGV[2]), tonumber(v[2] or '0'))
-if back > 0 then
-  redis.call('HINCRBY', KEYS[1], 'a', string.format('%d', -back))
-  redis.call('HINCRBY', KEYS[1], 'b', string.format('%d', back))
+// ARGV: reservation field, bytes written, '1' when the connection broke. Returns the bytes given back.
+const SETTLE = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v or v == 'x' then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if ARGV[3] ~= '1' then return 0 end
+local reserved = tonumber(v)
+local written = math.min(math.max(tonumber(ARGV[2]), 0), reserved)
+local extra = math.min(written, tonumber(redis.call('HGET', KEYS[1], 'a') or '0'))
+if extra > 0 then redis.call('HINCRBY', KEYS[1], 'a', string.format('%d', -extra)) end
+local back = reserved - written + extra
+if back > 0 then redis.call('HINCRBY', KEYS[1], 'b', string.format('%d', back)) end
+return string.format('%d', back)
+`
+
+// ARGV: reservation field. Leaves a tombstone so a charge arriving later is refused.
+const CANCEL = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], 'x')
+if v and v ~= 'x' then
+  redis.call('HINCRBY', KEYS[1], 'b', v)
+  return 1
 end
-if ARGV[1] ~= '0' then redis.call('HINCRBY', KEYS[1], 'b', ARGV[1]) end
-return 1
+return 0
 `
 
 // Revokes the given records (those for file ARGV[1] when set). Counts newly
@@ -62,34 +102,71 @@ end
 return n
 `
 
-const SCRIPTS = {
-	create: script(CREATE),
-	take: script(TAKE),
-	giveBack: script(GIVE_BACK),
-	revoke: script(REVOKE),
-} as const
+const TAKE_CODES: Record<number, (left: number) => TakeResult> = {
+	0: () => ({ status: 'missing' }),
+	1: () => ({ status: 'ok', budgeted: false }),
+	2: () => ({ status: 'revoked' }),
+	3: (bytesLeft) => ({ status: 'used_up', bytesLeft }),
+	4: (bytesLeft) => ({ status: 'ok', budgeted: true, bytesLeft }),
+	5: () => ({ status: 'mismatch' }),
+	6: () => ({ status: 'cancelled' }),
+}
 
-const toInt = (v: unknown): number => (typeof v === 'number' ? v : Number(v))
+/** Options of the Redis store. */
+export interface RedisStoreOptions {
+	readonly prefix: string
+	readonly clock: Clock
+	/** Writes return only once this many replicas acknowledged them (`WAIT`); 0 = off. */
+	readonly minReplicasAck?: number
+	/** How long `WAIT` may take, in ms (inside the command timeout). */
+	readonly replicaAckTimeoutMs?: number
+}
+
+/** The field of a reservation in the token's record. */
+const reservationField = (reservation: string) => `v:${reservation}`
 
 /**
  * The Redis token store. It is given a ready client and does not close it:
- * whoever built the client (deps.ts) closes it. Every failure of the client
- * becomes `StoreUnavailableError`.
+ * whoever built the client (deps.ts) closes it. Every failure of the client,
+ * and writes the replicas did not acknowledge in time, become `StoreUnavailableError`.
  */
-export function createRedisTokenStore(client: RedisClient, opts: { prefix: string; clock: Clock }): TokenStore {
+export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptions): TokenStore {
 	const { prefix, clock } = opts
+	const ack = opts.minReplicasAck ?? 0
+	const ackTimeoutMs = opts.replicaAckTimeoutMs ?? 500
+	const scripts = defineScripts(client, {
+		create: { numberOfKeys: 3, lua: CREATE },
+		take: { numberOfKeys: 1, lua: TAKE },
+		settle: { numberOfKeys: 1, lua: SETTLE },
+		cancel: { numberOfKeys: 1, lua: CANCEL },
+		revoke: { lua: REVOKE },
+	})
 	const tokenKey = (userId: string, jti: string) => `${prefix}t:{${userId}}:${jti}`
 	const indexKey = (userId: string) => `${prefix}u:{${userId}}`
+	const issueLimitKey = (userId: string) => `${prefix}rl:issue:{${userId}}`
 	const nowS = () => Math.floor(clock() / 1000)
-
-	const run = (s: Script, keys: string[], args: (string | number)[]) => runScript(client, s, keys, args)
 
 	async function guard<T>(op: () => Promise<T>): Promise<T> {
 		try {
 			return await op()
 		} catch (err) {
-			throw new StoreUnavailableError(err)
+			throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(err)
 		}
+	}
+
+	// Without replica acknowledgement a script is one command; with it, the
+	// script and WAIT travel in one pipeline, so WAIT runs on the same
+	// connection (and, on Cluster, the same node) right after the write.
+	async function write(script: Script, keys: readonly string[], args: readonly (string | number)[]) {
+		if (ack === 0) return script.run(keys, args)
+		return guard(async () => {
+			const pipeline: ChainableCommander = script.queue(client.pipeline(), keys, args).wait(ack, ackTimeoutMs)
+			const [[scriptErr, reply] = [null, null], [waitErr, acked] = [null, 0]] = (await pipeline.exec()) ?? []
+			if (scriptErr) throw scriptErr
+			if (waitErr) throw waitErr
+			if (toInt(acked) < ack) throw new Error(`only ${toInt(acked)} of ${ack} replicas acknowledged the write`)
+			return reply
+		})
 	}
 
 	async function liveJtis(userId: string): Promise<string[]> {
@@ -102,11 +179,11 @@ export function createRedisTokenStore(client: RedisClient, opts: { prefix: strin
 	}
 
 	return {
-		async create(r: NewTokenRecord) {
+		async create(r: NewTokenRecord, limit?: RateLimit): Promise<CreateResult> {
 			const ttlMs = Math.max(1, (r.expiresAtS - nowS()) * 1000)
-			await run(
-				SCRIPTS.create,
-				[tokenKey(r.userId, r.jti), indexKey(r.userId)],
+			const reply = (await write(
+				scripts.create,
+				[tokenKey(r.userId, r.jti), indexKey(r.userId), issueLimitKey(r.userId)],
 				[
 					r.jti,
 					r.filename,
@@ -117,44 +194,51 @@ export function createRedisTokenStore(client: RedisClient, opts: { prefix: strin
 					r.budgetBytes ?? '',
 					r.allowanceBytes,
 					nowS(),
+					limit?.limit ?? 0,
+					(limit?.windowS ?? 0) * 1000,
 				],
+			)) as unknown[]
+			if (toInt(reply[0]) === 1) return { status: 'created' }
+			return { status: 'rate_limited', retryAfterS: Math.ceil(toInt(reply[1]) / 1000) }
+		},
+
+		async take(userId, jti, bytes, options = {}): Promise<TakeResult> {
+			const field = options.reservation ? reservationField(options.reservation) : ''
+			const args = [bytes, options.filename ?? '', field]
+			// A pure check writes nothing, so it needs no acknowledgement.
+			const reply = (await (bytes > 0
+				? write(scripts.take, [tokenKey(userId, jti)], args)
+				: scripts.take.run([tokenKey(userId, jti)], args))) as unknown[]
+			const decode = TAKE_CODES[toInt(reply[0])]
+			if (!decode) throw new StoreUnavailableError(new Error(`unexpected take reply ${String(reply[0])}`))
+			return decode(toInt(reply[1]))
+		},
+
+		async settle(userId, jti, reservation, written, broken) {
+			return toInt(
+				await write(
+					scripts.settle,
+					[tokenKey(userId, jti)],
+					[reservationField(reservation), Math.max(0, written), broken ? '1' : '0'],
+				),
 			)
 		},
 
-		async take(userId, jti, bytes): Promise<TakeResult> {
-			const reply = (await run(SCRIPTS.take, [tokenKey(userId, jti)], [bytes])) as unknown[]
-			const code = toInt(reply[0])
-			const left = toInt(reply[1])
-			switch (code) {
-				case 0:
-					return { status: 'missing' }
-				case 1:
-					return { status: 'ok', budgeted: false }
-				case 2:
-					return { status: 'revoked' }
-				case 3:
-					return { status: 'used_up', bytesLeft: left }
-				default:
-					return { status: 'ok', budgeted: true, bytesLeft: left }
-			}
-		},
-
-		async giveBack(userId, jti, unwritten, written) {
-			await run(SCRIPTS.giveBack, [tokenKey(userId, jti)], [Math.max(0, unwritten), Math.max(0, written)])
+		async cancel(userId, jti, reservation) {
+			await write(scripts.cancel, [tokenKey(userId, jti)], [reservationField(reservation)])
 		},
 
 		async revoke(userId, jti) {
-			return toInt(await run(SCRIPTS.revoke, [tokenKey(userId, jti)], ['', 'count-known'])) === 1
+			return toInt(await write(scripts.revoke, [tokenKey(userId, jti)], ['', 'count-known'])) === 1
 		},
 
 		async revokeAll(userId, filename) {
 			const jtis = await liveJtis(userId)
-			if (jtis.length === 0) return 0
 			let revoked = 0
 			// Batches keep each script short so one user's revoke-all never blocks Redis for long.
 			for (let i = 0; i < jtis.length; i += 500) {
 				const keys = jtis.slice(i, i + 500).map((jti) => tokenKey(userId, jti))
-				revoked += toInt(await run(SCRIPTS.revoke, keys, [filename ?? '', 'count-new']))
+				revoked += toInt(await write(scripts.revoke, keys, [filename ?? '', 'count-new']))
 			}
 			return revoked
 		},
@@ -173,7 +257,8 @@ export function createRedisTokenStore(client: RedisClient, opts: { prefix: strin
 				if (err) throw new StoreUnavailableError(err)
 				const [f, i, e, m, b, r] = value as (string | null)[]
 				const jti = jtis[n]
-				if (jti === undefined || f == null || e == null || r != null || Number(e) <= now) return
+				// Revoked, expired and used-up tokens are not live.
+				if (jti === undefined || f == null || e == null || r != null || Number(e) <= now || b === '0') return
 				out.push({
 					jti,
 					filename: f,

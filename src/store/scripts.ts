@@ -1,42 +1,57 @@
-import { createHash } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
+import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import { StoreUnavailableError } from '../errors'
 
 /** Either client shape; every key a script touches shares one `{…}` hash slot. */
 export type RedisClient = Redis | Cluster
 
-/** A Lua script and its SHA1, computed once at start-up. */
-export interface Script {
+/** A Lua script, registered once per client; without `numberOfKeys` each call passes its own keys. */
+export interface ScriptDefinition {
+	readonly numberOfKeys?: number
 	readonly lua: string
-	readonly sha: string
 }
 
-/** Wraps Lua source for `runScript`. */
-export const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(lua).digest('hex') })
-
-function isNoScript(err: unknown): boolean {
-	return err instanceof Error && err.message.startsWith('NOSCRIPT')
+type Arg = string | number
+/** A registered script: `run` on the client, `queue` on a pipeline (same slot, same connection). */
+export interface Script {
+	run(keys: readonly string[], args: readonly Arg[]): Promise<unknown>
+	queue(pipeline: ChainableCommander, keys: readonly string[], args: readonly Arg[]): ChainableCommander
 }
+
+type CommandFn = (...args: Arg[]) => Promise<unknown>
+type QueueFn = (...args: Arg[]) => ChainableCommander
 
 /**
- * Runs a script with EVALSHA (40 bytes on the hot path), loading it with EVAL
- * on the first miss (new server, failover, SCRIPT FLUSH). Any client failure
- * becomes `StoreUnavailableError`.
+ * Registers `definitions` with ioredis's `defineCommand`, which sends EVALSHA
+ * and falls back to EVAL after a flush or failover, in pipelines and on
+ * Cluster alike. Failures of the client become `StoreUnavailableError`.
  */
-export async function runScript(
+export function defineScripts<Name extends string>(
 	client: RedisClient,
-	s: Script,
-	keys: string[],
-	args: (string | number)[],
-): Promise<unknown> {
-	try {
-		try {
-			return await client.evalsha(s.sha, keys.length, ...keys, ...args)
-		} catch (err) {
-			if (!isNoScript(err)) throw err
-			return await client.eval(s.lua, keys.length, ...keys, ...args)
+	definitions: Readonly<Record<Name, ScriptDefinition>>,
+): Readonly<Record<Name, Script>> {
+	const out = {} as Record<Name, Script>
+	for (const name of Object.keys(definitions) as Name[]) {
+		const { numberOfKeys, lua } = definitions[name]
+		const command = `dlg_${name}`
+		client.defineCommand(command, numberOfKeys === undefined ? { lua } : { numberOfKeys, lua })
+		// ioredis takes the key count as the first argument when the definition has none.
+		const argv = (keys: readonly string[], args: readonly Arg[]): Arg[] =>
+			numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args]
+		out[name] = {
+			async run(keys, args) {
+				try {
+					return await (client as unknown as Record<string, CommandFn>)[command]?.(...argv(keys, args))
+				} catch (err) {
+					throw new StoreUnavailableError(err)
+				}
+			},
+			queue(pipeline, keys, args) {
+				return (pipeline as unknown as Record<string, QueueFn>)[command]?.(...argv(keys, args)) ?? pipeline
+			},
 		}
-	} catch (err) {
-		throw new StoreUnavailableError(err)
 	}
+	return out
 }
+
+/** A reply as a number (RESP2 integers and RESP3 numbers alike). */
+export const toInt = (v: unknown): number => (typeof v === 'number' ? v : Number(v))
