@@ -7,6 +7,7 @@ import type { ConditionalRequest } from '../src/http/conditional'
 import { createDownloadService, type DownloadService } from '../src/modules/downloads/service'
 import { createDownloadTokenCodec } from '../src/modules/tokens/download-token'
 import { createDiskStorage } from '../src/storage/disk'
+import { createCancellationQueue } from '../src/store/cancellations'
 import { createMemoryTokenStore } from '../src/store/memory'
 import type { TokenStore } from '../src/store/types'
 import { captureLogger, fakeClock, TEST_SECRET } from './helpers'
@@ -25,15 +26,15 @@ beforeAll(async () => {
 })
 afterAll(() => rm(root, { recursive: true, force: true }))
 
-function setup(revokedCacheSize?: number) {
+function setup(revokedCacheBytes?: number) {
 	const clock = fakeClock()
 	const store = createMemoryTokenStore({ clock: clock.now })
 	let takes = 0
 	const counted: TokenStore = {
 		...store,
-		take: (userId, jti, bytes) => {
+		take: (userId, jti, bytes, options) => {
 			takes++
-			return store.take(userId, jti, bytes)
+			return store.take(userId, jti, bytes, options)
 		},
 	}
 	const codec = createDownloadTokenCodec({ secret: TEST_SECRET, previousSecrets: [], clock: clock.now })
@@ -42,7 +43,8 @@ function setup(revokedCacheSize?: number) {
 		store: counted,
 		storage: createDiskStorage(root),
 		log: captureLogger().log,
-		...(revokedCacheSize === undefined ? {} : { revokedCacheSize }),
+		cancellations: createCancellationQueue(store, captureLogger().log),
+		...(revokedCacheBytes === undefined ? {} : { revokedCacheBytes }),
 	})
 	let n = 0
 	async function issue(opts: { maxUses?: number; record?: boolean } = {}) {
@@ -65,7 +67,10 @@ function setup(revokedCacheSize?: number) {
 	const prepare = (token: string) => service.prepare({ token, userId: 'u1', filename: 'v.mp4', conditional: GET })
 	const codeOf = (token: string) =>
 		prepare(token).then(
-			() => 'ok',
+			(plan) => {
+				plan.file.close()
+				return 'ok'
+			},
 			(err: unknown) => (err instanceof AppError ? err.code : String(err)),
 		)
 	return { store, service, issue, prepare, codeOf, takes: () => takes, clock }
@@ -114,13 +119,15 @@ describe('download service: what it remembers', () => {
 		const s = setup()
 		const { token } = await s.issue({ maxUses: 1 })
 		const plan = await s.prepare(token)
+		plan.file.close()
 		expect(await s.codeOf(token)).toBe('token_used_up')
-		await s.service.settle(plan, 0)
+		await s.service.settle(plan, 0, false)
 		expect(await s.codeOf(token)).toBe('ok')
 	})
 
 	test('the memory is bounded, oldest first, and 0 turns it off', async () => {
-		const small = setup(2)
+		// Room for two remembered jtis (key "u1\0jtiN": 14 bytes + 64 of overhead each).
+		const small = setup(160)
 		const tokens = [await small.issue(), await small.issue(), await small.issue()]
 		for (const t of tokens) {
 			await small.store.revoke('u1', t.jti)

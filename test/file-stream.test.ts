@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtemp, open, readdir, readlink, rm, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readlink, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileStream } from '../src/http/file-stream'
+import { createDiskStorage, type OpenedFile } from '../src/storage/disk'
 import { randomBytesOf } from './helpers'
 
-// The counted stream behind budgeted downloads. Every way a body can end must
-// close its file: Bun kills the process when the GC finds an open FileHandle.
+// The counted stream behind budgeted downloads, reading the file storage
+// opened at the check. Every way a body can end reports it once, so its owner
+// closes the file: these tests close it in onEnd, as the download route does.
 
 let dir: string
 let path: string
@@ -22,6 +24,21 @@ async function openDescriptorsOf(file: string): Promise<number> {
 	return n
 }
 
+/** Opens `name` through storage, as the download route does. */
+function opened(name = 'v.mp4'): OpenedFile {
+	const file = createDiskStorage(dir).open('u', name)
+	if (!file) throw new Error(`${name} did not open`)
+	return file
+}
+
+/** A stream over `file` whose end closes it and is recorded in `ends`. */
+function counted(file: OpenedFile, start: number, end: number, ends: [number, boolean][] = []) {
+	return fileStream(file, start, end, (w, c) => {
+		file.close()
+		ends.push([w, c])
+	})
+}
+
 /** Lets pending opens, reads and closes finish. No GC here: it would close leaked handles and hide them. */
 async function settle() {
 	await Bun.sleep(50)
@@ -29,7 +46,8 @@ async function settle() {
 
 beforeAll(async () => {
 	dir = await mkdtemp(join(tmpdir(), 'dlg-stream-'))
-	path = join(dir, 'v.mp4')
+	await mkdir(join(dir, 'u'))
+	path = join(dir, 'u', 'v.mp4')
 	data = randomBytesOf(SIZE)
 	await writeFile(path, data)
 })
@@ -38,7 +56,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }))
 describe('fileStream', () => {
 	test('streams exactly [start, end) and reports a complete body', async () => {
 		const ends: [number, boolean][] = []
-		const { stream } = fileStream(path, 100, SIZE - 5, (w, c) => ends.push([w, c]))
+		const { stream } = counted(opened(), 100, SIZE - 5, ends)
 		const body = new Uint8Array(await new Response(stream).arrayBuffer())
 		expect(body).toEqual(data.slice(100, SIZE - 5))
 		expect(ends).toEqual([[SIZE - 105, true]])
@@ -46,28 +64,29 @@ describe('fileStream', () => {
 		expect(await openDescriptorsOf(path)).toBe(0)
 	})
 
-	test('a client gone while the file is still opening: the file is closed, nothing leaks', async () => {
-		// Opening a FIFO for reading blocks until a writer appears, which holds
-		// open() in flight for as long as the test needs.
-		const fifo = join(dir, 'slow-open.fifo')
-		expect(Bun.spawnSync(['mkfifo', fifo]).exitCode).toBe(0)
+	test('a client gone before the first read: onEnd(0, false), the file is closed', async () => {
 		const ends: [number, boolean][] = []
-		const { stream } = fileStream(fifo, 0, SIZE, (w, c) => ends.push([w, c]))
-		const reader = stream.getReader()
-		const pending = reader.read().catch(() => undefined)
-		await Bun.sleep(20) // pull() is now waiting in open()
-		await reader.cancel()
-		const writer = await open(fifo, 'w') // lets the reader's open() complete, after the cancel
-		await pending
-		await writer.close()
+		const { stream } = counted(opened(), 0, SIZE, ends)
+		await stream.getReader().cancel()
 		await settle()
 		expect(ends).toEqual([[0, false]])
-		expect(await openDescriptorsOf(fifo)).toBe(0)
+		expect(await openDescriptorsOf(path)).toBe(0)
+	})
+
+	test('a file that grew since the check is cut at the checked length', async () => {
+		const growing = join(dir, 'u', 'grows.mp4')
+		await writeFile(growing, data.slice(0, 1000))
+		const file = opened('grows.mp4')
+		await writeFile(growing, data) // now SIZE bytes, after the check said 1000
+		const ends: [number, boolean][] = []
+		const body = new Uint8Array(await new Response(counted(file, 0, file.size, ends).stream).arrayBuffer())
+		expect(body).toEqual(data.slice(0, 1000))
+		expect(ends).toEqual([[1000, true]])
 	})
 
 	test('cut halfway: onEnd gets the bytes handed over and complete=false, the file is closed', async () => {
 		const ends: [number, boolean][] = []
-		const { stream } = fileStream(path, 0, SIZE, (w, c) => ends.push([w, c]))
+		const { stream } = counted(opened(), 0, SIZE, ends)
 		const reader = stream.getReader()
 		let got = 0
 		while (got < SIZE / 2) got += (await reader.read()).value?.byteLength ?? 0
@@ -81,7 +100,7 @@ describe('fileStream', () => {
 
 	test('abort() (the request signal) ends it the same way, once', async () => {
 		const ends: [number, boolean][] = []
-		const { stream, abort } = fileStream(path, 0, SIZE, (w, c) => ends.push([w, c]))
+		const { stream, abort } = counted(opened(), 0, SIZE, ends)
 		const reader = stream.getReader()
 		await reader.read()
 		abort()
@@ -93,10 +112,10 @@ describe('fileStream', () => {
 	})
 
 	test('a file that shrinks mid-body errors the stream instead of sending short', async () => {
-		const shrinking = join(dir, 'shrinks.mp4')
+		const shrinking = join(dir, 'u', 'shrinks.mp4')
 		await writeFile(shrinking, data)
 		const ends: [number, boolean][] = []
-		const { stream } = fileStream(shrinking, 0, SIZE, (w, c) => ends.push([w, c]))
+		const { stream } = counted(opened('shrinks.mp4'), 0, SIZE, ends)
 		const reader = stream.getReader()
 		await reader.read()
 		await truncate(shrinking, 1000)
@@ -114,7 +133,7 @@ describe('fileStream', () => {
 
 	test('500 streams cancelled at random moments leave no descriptor open (the race the benchmark hit)', async () => {
 		const runs = Array.from({ length: 500 }, async (_, i) => {
-			const { stream } = fileStream(path, 0, SIZE, () => {})
+			const { stream } = counted(opened(), 0, SIZE)
 			const reader = stream.getReader()
 			const reads = i % 4
 			for (let r = 0; r < reads; r++) await reader.read()

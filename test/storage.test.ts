@@ -1,11 +1,22 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDiskStorage, type Storage } from '../src/storage/disk'
+import { createDiskStorage, type FileSystem, nodeFileSystem, type OpenedFile, type Storage } from '../src/storage/disk'
 
 // Disk storage on its own. The routes validate names before a lookup; these
-// cases check that the lookup stays inside the root even when a caller forgets.
+// cases check that the lookup stays inside the root even when a caller
+// forgets, and that what was checked is the file later read.
+
+/** Everything the handle reads, through the handle (never the path). */
+async function contentOf(file: OpenedFile | null): Promise<string | null> {
+	if (!file) return null
+	const buffer = new Uint8Array(file.size)
+	const n = await file.read(buffer, file.size, 0)
+	file.close()
+	return Buffer.from(buffer.subarray(0, n)).toString()
+}
 
 let base: string
 let root: string
@@ -29,15 +40,17 @@ beforeAll(async () => {
 afterAll(() => rm(base, { recursive: true, force: true }))
 
 describe('disk storage', () => {
-	test('a plain file is found at its own path, with size and a strong ETag', async () => {
-		const file = await storage.find('u1', 'v.mp4')
-		expect(file?.path).toBe(join(root, 'u1', 'v.mp4'))
+	test('a plain file is opened, with size and a strong ETag from the handle', async () => {
+		const file = storage.open('u1', 'v.mp4')
 		expect(file?.size).toBe(6)
 		expect(file?.etag).toMatch(/^"[0-9a-z]+-[0-9a-z]+-[0-9a-z]+"$/)
+		expect(file?.reopenPath).toMatch(/^\/proc\/self\/fd\/\d+$/)
+		expect(readFileSync(file?.reopenPath ?? '', 'utf8')).toBe('inside')
+		expect(await contentOf(file)).toBe('inside')
 	})
 
-	test('a user directory that is a symlink inside the root is followed to its real path', async () => {
-		expect((await storage.find('linked', 'w.mp4'))?.path).toBe(join(root, 'u2', 'w.mp4'))
+	test('a user directory that is a symlink inside the root is followed', async () => {
+		expect(await contentOf(storage.open('linked', 'w.mp4'))).toBe('other user')
 	})
 
 	test.each([
@@ -48,6 +61,68 @@ describe('disk storage', () => {
 		['a missing user', 'nobody', 'v.mp4'],
 		['a directory', 'u1', 'sub'],
 	])('%s → not found', async (_name, userId, filename) => {
-		expect(await storage.find(userId, filename)).toBeNull()
+		expect(storage.open(userId, filename)).toBeNull()
+	})
+
+	test('a symlink to a file outside the root → not found, and nothing stays open', async () => {
+		await symlink(join(outside, 'secret.mp4'), join(root, 'u1', 'escape.mp4'))
+		expect(storage.open('u1', 'escape.mp4')).toBeNull()
+	})
+
+	test('a FIFO is refused without blocking', async () => {
+		expect(Bun.spawnSync(['mkfifo', join(root, 'u1', 'pipe.mp4')]).exitCode).toBe(0)
+		expect(storage.open('u1', 'pipe.mp4')).toBeNull()
+	})
+
+	test('the handle keeps serving the checked file after the path is swapped for an escaping symlink', async () => {
+		await writeFile(join(root, 'u1', 'swap.mp4'), 'checked')
+		const file = storage.open('u1', 'swap.mp4')
+		await symlink(join(outside, 'secret.mp4'), join(root, 'u1', 'swap.tmp'))
+		await rename(join(root, 'u1', 'swap.tmp'), join(root, 'u1', 'swap.mp4'))
+		expect(readFileSync(file?.reopenPath ?? '', 'utf8')).toBe('checked')
+		expect(await contentOf(file)).toBe('checked')
+	})
+
+	test('a swap between the open and the check is caught: the opened file is what is checked', async () => {
+		// The path is swapped for an escaping symlink right after open(): the
+		// check looks at the opened descriptor, which is the outside file.
+		await writeFile(join(root, 'u1', 'race.mp4'), 'inside')
+		const real = nodeFileSystem()
+		let swapped = false
+		const racing: FileSystem = {
+			...real,
+			openPath(path) {
+				if (!swapped) {
+					swapped = true
+					return real.openPath(join(outside, 'secret.mp4'))
+				}
+				return real.openPath(path)
+			},
+		}
+		const raced = createDiskStorage(root, racing)
+		expect(raced.open('u1', 'race.mp4')).toBeNull()
+		expect(await contentOf(raced.open('u1', 'race.mp4'))).toBe('inside')
+	})
+
+	test('close is idempotent and nothing of storage stays open', async () => {
+		const before = openInto(root)
+		for (let i = 0; i < 50; i++) {
+			const file = storage.open('u1', 'v.mp4')
+			file?.close()
+			file?.close()
+			expect(storage.open('u1', 'nope.mp4')).toBeNull()
+		}
+		expect(openInto(root)).toBe(before)
 	})
 })
+
+/** How many of this process's descriptors point into `dir`. */
+function openInto(dir: string): number {
+	let n = 0
+	for (const fd of readdirSync('/proc/self/fd')) {
+		try {
+			if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) n++
+		} catch {}
+	}
+	return n
+}

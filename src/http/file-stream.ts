@@ -1,5 +1,3 @@
-import { type FileHandle, open } from 'node:fs/promises'
-
 // Bun's HTTP sink keeps several chunks of a stream body per connection, so
 // the chunk size sets the memory of slow clients and the speed of fast ones.
 // It adapts: doubling while the next pull comes quickly (fast reader), halving
@@ -18,18 +16,26 @@ const FAST_PULL_MS = 2
 const SLOW_PULL_MS = 20
 const WARMUP_BYTES = 16 * 1024 * 1024
 
+/** Where a counted stream reads from: an already opened file (storage's handle). */
+export interface ByteSource {
+	/** Reads up to `length` bytes at `position` into `buffer`; resolves with the count (0 at end of file). */
+	read(buffer: Uint8Array, length: number, position: number): Promise<number>
+}
+
 /**
- * Streams bytes `[start, end)` of a file, reading one chunk per pull so memory
- * stays constant and the socket's backpressure paces the disk. `onEnd` runs
- * once with the bytes handed to the HTTP layer and whether all were.
+ * Streams bytes `[start, end)` of an opened file, reading one chunk per pull
+ * so memory stays constant and the socket's backpressure paces the disk. It
+ * never sends more than `end - start` bytes (a file that grew is cut) and ends
+ * with an error as soon as the file turns out shorter (one that shrank).
+ * `onEnd` runs once with the bytes handed to the HTTP layer and whether all
+ * were; the caller closes the file there.
  */
 export function fileStream(
-	path: string,
+	source: ByteSource,
 	start: number,
 	end: number,
 	onEnd: (written: number, complete: boolean) => void,
 ): { stream: ReadableStream<Uint8Array>; abort: () => void } {
-	let handle: FileHandle | null = null
 	let position = start
 	let finished = false
 	// Small files go out in one read; long downloads adapt from there.
@@ -39,7 +45,6 @@ export function fileStream(
 	const finish = (complete: boolean) => {
 		if (finished) return
 		finished = true
-		handle?.close().catch(() => {})
 		onEnd(position - start, complete)
 	}
 
@@ -48,16 +53,6 @@ export function fileStream(
 			async pull(controller) {
 				if (finished) return
 				try {
-					if (!handle) {
-						const opened = await open(path, 'r')
-						// The client may have gone while the file was opening: nobody else will close it,
-						// and Bun kills the process when the GC finds an open FileHandle.
-						if (finished) {
-							await opened.close()
-							return
-						}
-						handle = opened
-					}
 					const now = performance.now()
 					if (lastPull > 0) {
 						const gap = now - lastPull
@@ -74,7 +69,7 @@ export function fileStream(
 						return
 					}
 					const buffer = Buffer.allocUnsafe(want)
-					const { bytesRead } = await handle.read(buffer, 0, want, position)
+					const bytesRead = await source.read(buffer, want, position)
 					if (finished) return
 					// The file shrank under us: the promised length can no longer be met.
 					if (bytesRead === 0) throw new Error('file ended before the promised length')

@@ -1,6 +1,7 @@
 import { withHeaders } from '@elysiajs/openapi'
 import { t } from 'elysia'
 import type { ErrorCode } from '../errors'
+import { FILENAME_PATTERN, JTI_PATTERN, MAX_FILENAME_BYTES, USER_ID_PATTERN } from '../storage/names'
 
 /** `{ error, message }` with the codes a status can carry, for validation and the OpenAPI document. */
 export function errorBody(codes: readonly [ErrorCode, ...ErrorCode[]], description: string, example: string) {
@@ -42,11 +43,6 @@ export const Forbidden = errorBody(
 	'This access token may not act for that user.',
 )
 
-export const USER_ID_PATTERN = '^[A-Za-z0-9_.@-]{1,128}$'
-// One path segment: no / \ NUL or control characters (C0, DEL, C1), not starting with a dot.
-export const FILENAME_PATTERN = '^[^./\\\\\\u0000-\\u001f\\u007f-\\u009f][^/\\\\\\u0000-\\u001f\\u007f-\\u009f]*$'
-export const POSITIVE_INT_PATTERN = '^[1-9][0-9]{0,9}$'
-
 /** `:user_id` as SPEC §3.1 defines it. */
 export const UserId = t.String({
 	pattern: USER_ID_PATTERN,
@@ -58,12 +54,19 @@ export const UserId = t.String({
 /** `:filename`: one URL-encoded path segment. */
 export const Filename = t.String({
 	pattern: FILENAME_PATTERN,
-	maxLength: 255,
+	maxLength: MAX_FILENAME_BYTES,
 	description:
 		'One path segment, URL-encoded: any Unicode except / \\ NUL and control characters, not starting with a dot, at most 255 UTF-8 bytes',
 	examples: ['myvideo.mp4'],
 	error:
 		'filename must be one path segment of at most 255 bytes, without /, \\, NUL or control characters, not starting with a dot',
+})
+
+/** `:jti`: a token id as returned when it was issued. */
+export const Jti = t.String({
+	pattern: JTI_PATTERN,
+	description: 'The token id, as returned when it was issued',
+	error: 'jti must be 1-64 characters of A-Z a-z 0-9 _ -',
 })
 
 /** A file body: the OpenAPI document lists it as binary with its real media types. */

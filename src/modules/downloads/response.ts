@@ -4,6 +4,14 @@ import { fileStream, SINGLE_READ_BYTES } from '../../http/file-stream'
 import { contentTypeFor } from '../../http/mime'
 import type { DownloadPlan } from './service'
 
+/** How a download response ended, for the settle step, logs and metrics. */
+export interface BodyEnd {
+	/** Bytes handed to the HTTP layer (for zero-copy bodies: the body's length, once handed over). */
+	readonly written: number
+	/** False when the client went away or the file ended early. */
+	readonly complete: boolean
+}
+
 function representationHeaders(plan: DownloadPlan): Record<string, string> {
 	const { file, claims } = plan
 	return {
@@ -19,24 +27,29 @@ function representationHeaders(plan: DownloadPlan): Record<string, string> {
 }
 
 /**
- * Turns a plan into the Response. Unlimited tokens get zero-copy `Bun.file`
- * bodies (sendfile); budgeted ones a counted stream, so a broken connection
- * can give back what was never written (`onBroken(written)`).
+ * Turns a plan into the Response, and takes over its file: every path closes
+ * it. Bodies come from the file opened at the check, never the path: zero-copy
+ * `Bun.file` bodies reopen that very file through `/proc/self/fd`, counted
+ * streams read its descriptor. No body exceeds the checked size. Budgeted
+ * bodies are counted so a broken connection can give back what was never
+ * written; `onEnd` reports how each body ended.
  */
 export function downloadResponse(
 	plan: DownloadPlan,
 	method: 'GET' | 'HEAD',
 	signal: AbortSignal,
-	onBroken: (written: number) => void,
+	onEnd: (end: BodyEnd) => void,
 ): Response {
 	const { file, selection } = plan
 	const headers = representationHeaders(plan)
 
 	if (selection.kind === 'not-modified') {
+		file.close()
 		const { 'Content-Type': _t, 'Content-Disposition': _d, ...validators } = headers
 		return new Response(null, { status: 304, headers: validators })
 	}
 	if (selection.kind === 'unsatisfiable') {
+		file.close()
 		const body = JSON.stringify({
 			error: 'range_not_satisfiable',
 			message: `The requested range is outside the file (${file.size} bytes).`,
@@ -44,7 +57,7 @@ export function downloadResponse(
 		return new Response(body, {
 			status: 416,
 			headers: {
-				'Content-Type': 'application/json',
+				'Content-Type': 'application/json; charset=utf-8',
 				'Content-Range': `bytes */${file.size}`,
 				'Cache-Control': 'no-store',
 			},
@@ -56,23 +69,31 @@ export function downloadResponse(
 	const status = selection.kind === 'partial' ? 206 : 200
 	if (selection.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end - 1}/${file.size}`
 	headers['Content-Length'] = String(end - start)
-	if (method === 'HEAD') return new Response(null, { status, headers })
+	if (method === 'HEAD') {
+		file.close()
+		return new Response(null, { status, headers })
+	}
 
-	// Bun answers a Range request itself when the body is a whole Bun.file, so
-	// a deliberate 200 to a Range request (If-Range failed, unparsable range) is streamed.
+	// Bun answers a Range request itself when the body is a whole file, so a
+	// deliberate 200 to a Range request (If-Range failed, unparsable range) is streamed.
 	const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
 	// A budgeted body that fits in one read leaves in one write whether counted
 	// or not, so counting it in JS learns little (only a drop before that
 	// write, then worth at most 64 KiB of budget); it gets the cheaper file
 	// body, and its Content-Length, like an unlimited one.
 	const counted = plan.budgeted && end - start > SINGLE_READ_BYTES
-	if (!counted && !ignoredRange) {
-		const blob = Bun.file(file.path)
-		return new Response(selection.kind === 'partial' ? blob.slice(start, end) : blob, { status, headers })
+	if (!counted && !ignoredRange && file.reopenPath !== null) {
+		// The slice caps the body at the checked size even if the file grows; Bun
+		// opens its own descriptor on the same inode while rendering, then ours goes.
+		const body = Bun.file(file.reopenPath).slice(start, end)
+		file.closeSoon()
+		onEnd({ written: end - start, complete: true })
+		return new Response(body, { status, headers })
 	}
 
-	const { stream, abort } = fileStream(file.path, start, end, (written, complete) => {
-		if (!complete) onBroken(written)
+	const { stream, abort } = fileStream(file, start, end, (written, complete) => {
+		file.close()
+		onEnd({ written, complete })
 	})
 	signal.addEventListener('abort', abort, { once: true })
 	return new Response(stream, { status, headers })

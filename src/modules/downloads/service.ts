@@ -1,21 +1,29 @@
-import { FileNotFoundError, ForbiddenError, TokenError } from '../../errors'
+import { BoundedCache, stringBytes } from '../../bounded-cache'
+import { FileNotFoundError, ForbiddenError, StoreUnavailableError, TokenError } from '../../errors'
 import { type ConditionalRequest, type Selection, selectRepresentation } from '../../http/conditional'
 import type { Logger } from '../../log'
 import { errorFields } from '../../log'
-import type { Storage, StoredFile } from '../../storage/disk'
+import type { OpenedFile, Storage } from '../../storage/disk'
 import { assertValidNames } from '../../storage/names'
+import type { CancellationQueue } from '../../store/cancellations'
 import type { TakeResult, TokenStore } from '../../store/types'
 import type { DownloadClaims, DownloadTokenCodec } from '../tokens/download-token'
 
-/** What the download route is about to send, all checks passed. */
+/**
+ * What the download route is about to send, all checks passed. It owns the
+ * opened file: whoever sends the plan closes `file` (see `downloadResponse`).
+ */
 export interface DownloadPlan {
 	readonly claims: DownloadClaims
-	readonly file: StoredFile
+	readonly file: OpenedFile
 	readonly selection: Selection
 	/** True when the body was paid for from a `max_uses` budget. */
 	readonly budgeted: boolean
 	/** Bytes reserved from the budget (0 when none). */
 	readonly reserved: number
+	/** The reservation's id in the store, when bytes were reserved. */
+	readonly reservation: string | null
+	readonly requestId: string | undefined
 }
 
 export interface DownloadRequest {
@@ -23,56 +31,89 @@ export interface DownloadRequest {
 	readonly userId: string
 	readonly filename: string
 	readonly conditional: ConditionalRequest
+	/** Carried into the service's log lines about this request. */
+	readonly requestId?: string
 }
 
 export interface DownloadService {
 	/**
-	 * Runs the checks of SPEC §3.2 in order and reserves the body's bytes for a
-	 * budgeted token. Throws `InvalidRequestError`, `TokenError`,
-	 * `ForbiddenError`, `FileNotFoundError`, `StoreUnavailableError`.
+	 * Runs the checks of SPEC §3.2 in order, opens the file once and reserves
+	 * the body's bytes for a budgeted token. Throws `InvalidRequestError`,
+	 * `TokenError`, `ForbiddenError`, `FileNotFoundError`,
+	 * `StoreUnavailableError`; the file is closed on every refusal.
 	 */
 	prepare(request: DownloadRequest): Promise<DownloadPlan>
-	/** After a broken connection: gives back what was reserved but not delivered. Never throws. */
-	settle(plan: DownloadPlan, written: number): Promise<void>
+	/**
+	 * After the body: ends the reservation, giving back what a broken
+	 * connection did not deliver. Resolves with the bytes given back; never rejects.
+	 */
+	settle(plan: DownloadPlan, written: number, complete: boolean): Promise<number>
 }
 
 export interface DownloadServiceDeps {
 	readonly codec: DownloadTokenCodec
 	readonly store: TokenStore
 	readonly storage: Storage
+	readonly cancellations: CancellationQueue
 	readonly log: Logger
-	/** Revoked jtis remembered per process (oldest dropped first; default 4096); 0 asks the store every time. */
-	readonly revokedCacheSize?: number
+	/** Bytes of revoked jtis remembered per process (default 1 MiB); 0 asks the store every time. */
+	readonly revokedCacheBytes?: number
 }
 
-function bodyLength(selection: Selection, file: StoredFile, method: 'GET' | 'HEAD'): number {
+function bodyLength(selection: Selection, size: number, method: 'GET' | 'HEAD'): number {
 	if (method === 'HEAD') return 0
-	if (selection.kind === 'full') return file.size
+	if (selection.kind === 'full') return size
 	if (selection.kind === 'partial') return selection.end - selection.start + 1
 	return 0
 }
 
+// Unique per process and per request: a retried delivery of one take carries the same id.
+const processTag = crypto.randomUUID().slice(0, 8)
+let reservationCounter = 0
+const newReservation = () => `${processTag}${(reservationCounter++).toString(36)}`
+
+const revoked = () => new TokenError('token_revoked', 'This download token has been revoked or is no longer valid.')
+const boundElsewhere = () => new TokenError('invalid_token', 'This token’s record names another file.')
+
 /** Builds the download service; it never sees an HTTP request. */
 export function createDownloadService(deps: DownloadServiceDeps): DownloadService {
-	const { codec, store, storage, log } = deps
-
-	const denyMissingRecord = () =>
-		new TokenError('token_revoked', 'This download token has been revoked or is no longer valid.')
+	const { codec, store, storage, log, cancellations } = deps
 
 	// Revocation is final until the token expires (and expiry is checked before
 	// this), so a jti the store once reported revoked is refused here without
 	// asking again: a leaked link scraped after revocation costs no round trip.
 	// Missing and used-up are not final (a restored store, bytes given back).
-	const revokedCacheSize = deps.revokedCacheSize ?? 4096
-	const knownRevoked = new Set<string>()
+	const revokedCacheBytes = deps.revokedCacheBytes ?? 1024 * 1024
+	const knownRevoked = new BoundedCache<true>(revokedCacheBytes, (key) => stringBytes(key))
 	const revokedKey = (claims: DownloadClaims) => `${claims.user_id}\0${claims.jti}`
-	const rememberRevoked = (claims: DownloadClaims) => {
-		if (knownRevoked.size >= revokedCacheSize) knownRevoked.delete(knownRevoked.values().next().value as string)
-		knownRevoked.add(revokedKey(claims))
+
+	// Refusals of the record check (step 5), in SPEC order; null when the record allows the request.
+	function recordRefusal(claims: DownloadClaims, taken: TakeResult): TokenError | null {
+		switch (taken.status) {
+			case 'revoked':
+				if (revokedCacheBytes > 0) knownRevoked.set(revokedKey(claims), true)
+				return revoked()
+			case 'missing':
+				return revoked()
+			case 'mismatch':
+				return boundElsewhere()
+			default:
+				return null
+		}
 	}
-	const refuseTaken = (claims: DownloadClaims, taken: TakeResult): never => {
-		if (taken.status === 'revoked' && revokedCacheSize > 0) rememberRevoked(claims)
-		throw denyMissingRecord()
+
+	async function take(claims: DownloadClaims, bytes: number, reservation: string | null): Promise<TakeResult> {
+		try {
+			return await store.take(claims.user_id, claims.jti, bytes, {
+				filename: claims.filename,
+				...(reservation === null ? {} : { reservation }),
+			})
+		} catch (err) {
+			// The store may still run this reservation after we gave up: make sure it costs nothing.
+			if (reservation !== null && err instanceof StoreUnavailableError)
+				cancellations.cancel(claims.user_id, claims.jti, reservation)
+			throw err
+		}
 	}
 
 	return {
@@ -83,44 +124,58 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			if (claims.action !== 'download' || claims.user_id !== request.userId || claims.filename !== request.filename)
 				throw new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
 			// The size test spares the happy path a key string while nothing is remembered.
-			if (knownRevoked.size > 0 && knownRevoked.has(revokedKey(claims))) throw denyMissingRecord()
+			if (knownRevoked.size > 0 && knownRevoked.has(revokedKey(claims))) throw revoked()
 
-			const file = await storage.find(request.userId, request.filename)
+			const file = storage.open(request.userId, request.filename)
 			if (!file) {
 				// The record check (5) comes before the file check (6), even with nothing to send.
-				const check = await store.take(claims.user_id, claims.jti, 0)
-				if (check.status === 'missing' || check.status === 'revoked') refuseTaken(claims, check)
-				throw new FileNotFoundError()
+				const refusal = recordRefusal(claims, await take(claims, 0, null))
+				throw refusal ?? new FileNotFoundError()
 			}
-			const selection = selectRepresentation(request.conditional, file)
-			const length = bodyLength(selection, file, request.conditional.method)
-			const taken = await store.take(claims.user_id, claims.jti, length)
-			switch (taken.status) {
-				case 'missing':
-				case 'revoked':
-					return refuseTaken(claims, taken)
-				case 'used_up':
+			try {
+				const selection = selectRepresentation(request.conditional, file)
+				const length = bodyLength(selection, file.size, request.conditional.method)
+				const reservation = length > 0 ? newReservation() : null
+				const taken = await take(claims, length, reservation)
+				const refusal = recordRefusal(claims, taken)
+				if (refusal) throw refusal
+				if (taken.status === 'used_up')
 					throw new TokenError(
 						'token_used_up',
 						`This token's downloads are used up (${taken.bytesLeft} of the ${length} bytes asked for remain).`,
 					)
-				default:
-					return { claims, file, selection, budgeted: taken.budgeted, reserved: taken.budgeted ? length : 0 }
+				// Only a request that already failed has its reservation cancelled; this one has not.
+				if (taken.status === 'cancelled') throw new StoreUnavailableError()
+				const budgeted = taken.status === 'ok' && taken.budgeted
+				return {
+					claims,
+					file,
+					selection,
+					budgeted,
+					reserved: budgeted ? length : 0,
+					reservation: budgeted ? reservation : null,
+					requestId: request.requestId,
+				}
+			} catch (err) {
+				file.close()
+				throw err
 			}
 		},
 
-		async settle(plan, written) {
-			if (!plan.budgeted) return
-			const unwritten = Math.max(0, plan.reserved - written)
+		async settle(plan, written, complete) {
+			if (!plan.budgeted || plan.reservation === null) return 0
+			const { claims, reservation } = plan
 			try {
-				await store.giveBack(plan.claims.user_id, plan.claims.jti, unwritten, Math.min(written, plan.reserved))
+				return await store.settle(claims.user_id, claims.jti, reservation, written, !complete)
 			} catch (err) {
 				// Failing to give bytes back only ever errs on the side of the budget.
-				log.warn('could not return unsent bytes to the budget', {
-					jti: plan.claims.jti,
-					unwritten,
+				log.warn('could not settle a reservation', {
+					request_id: plan.requestId,
+					jti: claims.jti,
+					written,
 					...errorFields(err),
 				})
+				return 0
 			}
 		},
 	}

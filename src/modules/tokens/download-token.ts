@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose'
+import { type JWTPayload, jwtVerify, SignJWT } from 'jose'
+import { BoundedCache, stringBytes } from '../../bounded-cache'
 import type { Clock } from '../../clock'
 import { TokenError } from '../../errors'
 
@@ -20,12 +21,21 @@ export interface DownloadTokenCodec {
 	/** Signs with the current secret. */
 	sign(claims: DownloadClaims): Promise<string>
 	/**
-	 * Verifies signature (current or previous secret, by `kid`), algorithm and
-	 * shape, then expiry. Throws `TokenError` with `invalid_token` or
-	 * `token_expired`; the jose error is kept as `cause`.
+	 * Verifies length, signature (current or previous secret, by `kid`),
+	 * algorithm and shape, then expiry and issue time. Throws `TokenError`
+	 * with `invalid_token` or `token_expired`; the jose error is kept as `cause`.
 	 */
 	verify(token: string): Promise<DownloadClaims>
+	/** The claims when `token`'s verdict is already known and they are currently valid; else null (verify instead). Never throws. */
+	verifiedSync(token: string): DownloadClaims | null
 }
+
+/** Longer tokens are refused before any parsing: real ones are a few hundred bytes. */
+export const MAX_TOKEN_LENGTH = 4096
+/** How far in the future an `iat` may lie (clock skew between issuers). */
+export const IAT_SKEW_S = 60
+/** Bytes of verdicts each process remembers. */
+const VERDICT_CACHE_BYTES = 4 * 1024 * 1024
 
 const encoder = new TextEncoder()
 
@@ -46,13 +56,21 @@ function wellFormed(payload: JWTPayload): payload is JWTPayload & DownloadClaims
 	)
 }
 
-/** Builds the codec; keys are encoded once here, never per request. */
+const claimsBytes = (c: DownloadClaims) =>
+	stringBytes(c.user_id) + stringBytes(c.filename) + stringBytes(c.action) + stringBytes(c.jti) + 32
+
+/**
+ * Builds the codec, on jose (the library `@elysiajs/jwt` wraps): that
+ * plugin's `sign` stamps `iat` from the wall clock, not the injected one, and
+ * its `verify` answers `false` for every failure, where the download route
+ * must tell expired from forged. Keys are encoded once here, never per request.
+ */
 export function createDownloadTokenCodec(opts: {
 	secret: string
 	previousSecrets: readonly string[]
 	clock: Clock
-	/** Verdicts kept (oldest dropped first); 0 disables the cache. */
-	cacheSize?: number
+	/** Bytes of remembered verdicts; 0 disables the cache. */
+	cacheBytes?: number
 }): DownloadTokenCodec {
 	const currentKid = keyIdFor(opts.secret)
 	const currentKey = encoder.encode(opts.secret)
@@ -65,23 +83,63 @@ export function createDownloadTokenCodec(opts: {
 		if (!keys.has(kid)) keys.set(kid, hmacKey(previous))
 	}
 	const invalid = (message: string, cause?: unknown) => new TokenError('invalid_token', message, { cause })
-	const cacheSize = opts.cacheSize ?? 4096
-	// Verdicts by token string: a player's Range requests and a download
-	// manager's connections present the same token many times. A signature's
-	// validity never changes, so each token is verified by jose once; expiry is
-	// still checked on every request, revocation and budget in the store.
-	const verdicts = new Map<string, DownloadClaims | TokenError>()
-	const remember = (token: string, verdict: DownloadClaims | TokenError) => {
-		if (cacheSize === 0) return
-		if (verdicts.size >= cacheSize) verdicts.delete(verdicts.keys().next().value as string)
-		verdicts.set(token, verdict)
+
+	// Verdicts by a digest of the token: a player's Range requests and a
+	// download manager's connections present the same token many times. A
+	// signature's validity never changes, so each token is verified by jose
+	// once; the time checks still run on every request, revocation and budget
+	// in the store. Bounded in bytes, so junk tokens cannot grow it.
+	const cacheBytes = opts.cacheBytes ?? VERDICT_CACHE_BYTES
+	const verdicts = new BoundedCache<DownloadClaims | TokenError>(
+		cacheBytes,
+		(key, v) => stringBytes(key) + (v instanceof TokenError ? 64 : claimsBytes(v)),
+	)
+	const digest = (token: string) => Bun.SHA256.hash(token, 'base64') as unknown as string
+	const remember = (key: string, verdict: DownloadClaims | TokenError) => {
+		if (cacheBytes > 0) verdicts.set(key, verdict)
 	}
 	const nowS = () => Math.floor(opts.clock() / 1000)
-	const unexpired = (claims: DownloadClaims): DownloadClaims => {
+	// Throws when the claims are not valid at this moment; never cached, since time moves.
+	const current = (claims: DownloadClaims): DownloadClaims => {
+		const now = nowS()
 		// The same rule as jose: expired once exp <= now.
-		if (claims.exp <= nowS())
-			throw new TokenError('token_expired', 'The download token has expired; ask for a new one.')
+		if (claims.exp <= now) throw new TokenError('token_expired', 'The download token has expired; ask for a new one.')
+		if (claims.iat > now + IAT_SKEW_S) throw invalid('The token claims to be issued in the future.')
 		return claims
+	}
+
+	async function verifyOnce(token: string): Promise<DownloadClaims> {
+		let payload: JWTPayload
+		try {
+			;({ payload } = await jwtVerify(
+				token,
+				(header) => {
+					const key =
+						typeof header.kid === 'string' || header.kid === undefined ? keys.get(header.kid ?? currentKid) : undefined
+					if (!key) throw invalid('The token was signed with a key this service does not accept.')
+					return key
+				},
+				{ algorithms: ['HS256'], currentDate: new Date(opts.clock()), requiredClaims: ['exp', 'iat', 'jti'] },
+			))
+		} catch (err) {
+			if (err instanceof TokenError) throw err
+			// jose checks the signature before the claims, so an expired token here is an authentic one.
+			if ((err as { code?: unknown }).code === 'ERR_JWT_EXPIRED') {
+				const expired = (err as { payload?: JWTPayload }).payload
+				if (!expired || !wellFormed(expired)) throw invalid('The token is not a download token.', err)
+				throw new TokenError('token_expired', 'The download token has expired; ask for a new one.', { cause: err })
+			}
+			throw invalid('The token is malformed or its signature is not valid.', err)
+		}
+		if (!wellFormed(payload)) throw invalid('The token is not a download token.')
+		return {
+			user_id: payload.user_id,
+			filename: payload.filename,
+			action: payload.action,
+			jti: payload.jti,
+			iat: payload.iat,
+			exp: payload.exp,
+		}
 	}
 
 	return {
@@ -97,43 +155,31 @@ export function createDownloadTokenCodec(opts: {
 		},
 
 		async verify(token) {
-			const known = verdicts.get(token)
+			if (token.length > MAX_TOKEN_LENGTH) throw invalid(`The token is longer than ${MAX_TOKEN_LENGTH} characters.`)
+			const key = digest(token)
+			const known = verdicts.get(key)
 			if (known !== undefined) {
 				if (known instanceof TokenError) throw known
-				return unexpired(known)
+				return current(known)
 			}
-			let payload: JWTPayload
+			let claims: DownloadClaims
 			try {
-				;({ payload } = await jwtVerify(
-					token,
-					(header) => {
-						const key = keys.get(header.kid ?? currentKid)
-						if (!key) throw invalid('The token was signed with a key this service does not accept.')
-						return key
-					},
-					{ algorithms: ['HS256'], currentDate: new Date(opts.clock()), requiredClaims: ['exp', 'iat', 'jti'] },
-				))
+				claims = await verifyOnce(token)
 			} catch (err) {
-				if (err instanceof TokenError) {
-					remember(token, err)
-					throw err
-				}
-				// jose checks the signature before the claims, so an expired token here is an authentic one.
-				if (err instanceof errors.JWTExpired) {
-					if (!wellFormed(err.payload)) throw invalid('The token is not a download token.', err)
-					throw new TokenError('token_expired', 'The download token has expired; ask for a new one.', { cause: err })
-				}
-				const refusal = invalid('The token is malformed or its signature is not valid.', err)
-				remember(token, refusal)
-				throw refusal
+				// An expired token stays expired, but its refusal says so; anything else is final.
+				if (err instanceof TokenError && err.code === 'invalid_token') remember(key, err)
+				throw err
 			}
-			if (!wellFormed(payload)) {
-				const refusal = invalid('The token is not a download token.')
-				remember(token, refusal)
-				throw refusal
-			}
-			remember(token, payload)
-			return payload
+			remember(key, claims)
+			return current(claims)
+		},
+
+		verifiedSync(token) {
+			if (token.length > MAX_TOKEN_LENGTH) return null
+			const known = verdicts.get(digest(token))
+			if (known === undefined || known instanceof TokenError) return null
+			const now = nowS()
+			return known.exp > now && known.iat <= now + IAT_SKEW_S ? known : null
 		},
 	}
 }
