@@ -1,31 +1,32 @@
 import { Elysia } from 'elysia'
 import { createCallerAuth } from './auth/caller'
 import type { Deps } from './deps'
-import { AppError } from './errors'
+import { type AppError, InternalError } from './errors'
+import { clientIp } from './http/client-ip'
 import { corsModule } from './http/cors'
+import { errorResponse, toAppError } from './http/error-response'
 import { errorFields } from './log'
 import { docsModule } from './modules/docs'
-import { downloadsModule } from './modules/downloads'
+import { DOWNLOAD_PATH, downloadsModule } from './modules/downloads'
+import { createRefusalLimiter } from './modules/downloads/refusals'
 import { createDownloadService } from './modules/downloads/service'
 import { lifecycleModule } from './modules/lifecycle'
 import { createLifecycleService } from './modules/lifecycle/service'
 import { opsModule } from './modules/ops'
+import { createTelemetry } from './modules/ops/telemetry'
 import { tokensModule } from './modules/tokens'
 import { createDownloadTokenCodec } from './modules/tokens/download-token'
 import { createTokenService } from './modules/tokens/service'
 
-const JSON_TYPE = 'application/json; charset=utf-8'
-
-function errorBody(code: string, message: string) {
-	return { error: code, message }
-}
+/** Requests with larger bodies are cut off by the runtime itself; routes set their own, smaller limits. */
+const MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 /**
- * The root Elysia app: one error renderer, CORS, then each feature module.
- * Builds services from `deps`; performs no I/O itself.
+ * The root Elysia app: request ids, one error renderer, CORS, then each
+ * feature module. Builds services from `deps`; performs no I/O itself.
  */
 export function createApp(deps: Deps) {
-	const { config, clock, log, store, storage } = deps
+	const { config, clock, log, store, storage, metrics } = deps
 	const codec = createDownloadTokenCodec({
 		secret: config.jwtSecret,
 		previousSecrets: config.jwtPreviousSecrets,
@@ -37,51 +38,67 @@ export function createApp(deps: Deps) {
 		codec,
 		clock,
 		defaultTtlS: config.defaultTtlS,
-		maxTtlS: config.maxTtlS,
 		resumeAllowanceBytes: config.resumeAllowanceBytes,
-		rateLimiter: deps.rateLimiter,
 		rateLimitIssue: config.rateLimitIssue,
 	})
-	const downloads = createDownloadService({ codec, store, storage, log })
+	const downloads = createDownloadService({ codec, store, storage, log, cancellations: deps.cancellations })
 	const callerAuth = createCallerAuth(config, clock)
+	const telemetry = createTelemetry({ log, metrics })
+	const refusals = createRefusalLimiter({ rateLimiter: deps.rateLimiter, rule: config.rateLimitDenied, clock, log })
 
-	return new Elysia({ name: 'download-gate' })
-		.onError(({ error, code, set }) => {
-			set.headers['content-type'] = JSON_TYPE
-			if (error instanceof AppError) {
-				set.status = error.status
-				Object.assign(set.headers, error.headers)
-				if (error.status >= 500) log.warn('request failed', { code: error.code, ...errorFields(error) })
-				return error.toJSON()
+	// What reaches the runtime's own error hook escaped every route (a body
+	// that failed while being sent, a bug in a hook): still one JSON shape.
+	const lastResort = (error: unknown) => {
+		log.error('unhandled error outside a route', errorFields(error))
+		return errorResponse(new InternalError(error))
+	}
+
+	function logFailure(err: AppError, request: Request) {
+		if (err.status < 500) return
+		const fields = { request_id: telemetry.record(request).id, code: err.code, ...errorFields(err.cause ?? err) }
+		// A bug is logged whole; an unavailable store is an operational state, told once per request.
+		if (err.code === 'internal_error') log.error('request failed', fields)
+		else log.warn('request failed', fields)
+	}
+
+	return new Elysia({
+		name: 'download-gate',
+		serve: { development: false, error: lastResort, maxRequestBodySize: MAX_REQUEST_BODY_BYTES },
+	})
+		.onRequest(({ request, set }) => {
+			set.headers['x-request-id'] = telemetry.record(request).id
+		})
+		.onError(async ({ error, code, set, request, route, server }) => {
+			let err = toAppError(error, code)
+			logFailure(err, request)
+			if (route === DOWNLOAD_PATH) {
+				const rec = telemetry.record(request)
+				rec.ip = clientIp(request, server, config.trustProxy)
+				// Every refusal of a download counts toward the per-IP limit, malformed requests included.
+				err = await refusals.limit(err, rec.ip)
 			}
-			if (code === 'NOT_FOUND') {
-				set.status = 404
-				return errorBody('not_found', 'No such route.')
-			}
-			if (code === 'VALIDATION') {
-				// Schemas carry a human `error` message; otherwise name the field that failed.
-				const first = error.valueError
-				const custom = (first?.schema as { error?: unknown } | undefined)?.error
-				set.status = 400
-				return errorBody(
-					'invalid_request',
-					typeof custom === 'string'
-						? custom
-						: `${error.type} ${first?.path ?? ''}: ${first?.message ?? 'invalid'}`.trim(),
-				)
-			}
-			if (code === 'PARSE') {
-				set.status = 400
-				return errorBody('invalid_request', 'The request body is not valid JSON.')
-			}
-			// Anything else is a bug: log it whole, tell the client nothing about it.
-			log.error('unhandled error', { code: String(code), ...errorFields(error) })
-			set.status = 500
-			return errorBody('internal_error', 'Something went wrong on our side.')
+			telemetry.refused(request, err)
+			set.status = err.status
+			set.headers['content-type'] = 'application/json; charset=utf-8'
+			Object.assign(set.headers, err.headers)
+			return err.toJSON()
+		})
+		.onAfterResponse(({ request, route, set }) => {
+			const status = typeof set.status === 'number' ? set.status : 200
+			telemetry.finish(request, route || 'unmatched', request.method, status)
 		})
 		.use(corsModule(config.corsOrigins))
 		.use(docsModule({ enabled: config.swaggerEnabled, publicBaseUrl: config.publicBaseUrl }))
-		.use(opsModule({ store, storage, log, draining: deps.draining }))
+		.use(
+			opsModule({
+				store,
+				storage,
+				log,
+				draining: deps.draining,
+				metricsText: deps.metricsText,
+				metricsToken: config.metricsToken,
+			}),
+		)
 		.use(
 			tokensModule({
 				tokens,
@@ -90,20 +107,11 @@ export function createApp(deps: Deps) {
 				trustProxy: config.trustProxy,
 				defaultTtlS: config.defaultTtlS,
 				maxTtlS: config.maxTtlS,
+				onIssued: (budgeted) => metrics.tokensIssued.inc({ budgeted: budgeted ? 'true' : 'false' }),
 			}),
 		)
 		.use(lifecycleModule({ lifecycle: createLifecycleService({ store, codec }), callerAuth }))
-		.use(
-			downloadsModule({
-				downloads,
-				log,
-				clock,
-				allowQueryToken: config.allowQueryToken,
-				rateLimiter: deps.rateLimiter,
-				rateLimitDenied: config.rateLimitDenied,
-				trustProxy: config.trustProxy,
-			}),
-		)
+		.use(downloadsModule({ downloads, telemetry, allowQueryToken: config.allowQueryToken }))
 }
 
 /** The app's type, for typed clients (Eden treaty). */

@@ -2,8 +2,11 @@ import type { Clock } from './clock'
 import { systemClock } from './clock'
 import type { Config } from './config'
 import { createLogger, errorFields, type Logger } from './log'
+import { createMetrics, type Metrics } from './modules/ops/metrics'
 import { createDiskStorage, type Storage } from './storage/disk'
+import { type CancellationQueue, createCancellationQueue } from './store/cancellations'
 import { createRedisClient, waitReady } from './store/connect'
+import { instrumentStore } from './store/instrumented'
 import { createMemoryTokenStore } from './store/memory'
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './store/rate-limit'
 import { createRedisTokenStore } from './store/redis'
@@ -17,6 +20,10 @@ export interface Deps {
 	readonly store: TokenStore
 	readonly rateLimiter: RateLimiter
 	readonly storage: Storage
+	readonly cancellations: CancellationQueue
+	readonly metrics: Metrics
+	/** The Prometheus text of the whole instance; this process's alone unless `DepsOverrides.metricsText` says otherwise. */
+	readonly metricsText: () => Promise<string>
 	readonly draining: () => boolean
 	/** Closes what `createDeps` built (the Redis client, store timers). */
 	close(): Promise<void>
@@ -26,7 +33,13 @@ export interface DepsOverrides {
 	readonly clock?: Clock
 	readonly log?: Logger
 	readonly draining?: () => boolean
+	readonly metrics?: Metrics
+	/** With several workers, the primary's aggregation of every worker (see index.ts). */
+	readonly metricsText?: () => Promise<string>
 }
+
+/** How long a write may wait for replicas (`WAIT`), inside the ~1 s a store command may take. */
+const REPLICA_ACK_TIMEOUT_MS = 500
 
 /**
  * The only place that builds the Redis client and storage. Waits for Redis to
@@ -35,6 +48,7 @@ export interface DepsOverrides {
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
 	const clock = overrides.clock ?? systemClock
 	const log = overrides.log ?? createLogger(config.logLevel)
+	const metrics = overrides.metrics ?? createMetrics()
 	const client = createRedisClient(config)
 	if (client) {
 		client.on('error', (err: unknown) => log.warn('redis error', errorFields(err)))
@@ -43,9 +57,18 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 			throw err
 		})
 	}
-	const store = client
-		? createRedisTokenStore(client, { prefix: config.redisKeyPrefix, clock })
-		: createMemoryTokenStore({ clock })
+	const store = instrumentStore(
+		client
+			? createRedisTokenStore(client, {
+					prefix: config.redisKeyPrefix,
+					clock,
+					minReplicasAck: config.redisMinReplicasAck,
+					replicaAckTimeoutMs: REPLICA_ACK_TIMEOUT_MS,
+				})
+			: createMemoryTokenStore({ clock }),
+		metrics,
+	)
+	const cancellations = createCancellationQueue(store, log)
 	return {
 		config,
 		clock,
@@ -53,8 +76,12 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 		store,
 		rateLimiter: client ? createRedisRateLimiter(client, config.redisKeyPrefix) : createMemoryRateLimiter(clock),
 		storage: createDiskStorage(config.storageDir),
+		cancellations,
+		metrics,
+		metricsText: overrides.metricsText ?? (() => metrics.registry.metrics()),
 		draining: overrides.draining ?? (() => false),
 		async close() {
+			cancellations.stop()
 			await store.close()
 			if (client) await client.quit().catch(() => client.disconnect())
 		},

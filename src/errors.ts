@@ -13,6 +13,7 @@ export type ErrorCode =
 	| 'token_used_up'
 	| 'range_not_satisfiable'
 	| 'rate_limited'
+	| 'payload_too_large'
 	| 'store_unavailable'
 	| 'internal_error'
 
@@ -75,6 +76,27 @@ export class ForbiddenError extends AppError {
 export class FileNotFoundError extends AppError {
 	constructor() {
 		super('file_not_found', 404, 'No such file for this user.')
+	}
+}
+
+/** 413: a request body over the route's limit; nothing of it is kept. */
+export class PayloadTooLargeError extends AppError {
+	constructor(limitBytes: number) {
+		super('payload_too_large', 413, `The request body is larger than ${limitBytes} bytes.`)
+	}
+}
+
+/** 404 for a path no route serves. */
+export class RouteNotFoundError extends AppError {
+	constructor() {
+		super('not_found', 404, 'No such route.')
+	}
+}
+
+/** 500: a bug. The cause is logged, never sent. */
+export class InternalError extends AppError {
+	constructor(cause: unknown) {
+		super('internal_error', 500, 'Something went wrong on our side.', {}, { cause })
 	}
 }
 

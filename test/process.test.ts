@@ -31,7 +31,11 @@ describe('WORKERS', () => {
 		// No JWT_SECRET: each process would otherwise make its own and reject the other's tokens.
 		const server = await startServerProcess(env({ WORKERS: '2' }))
 		for (let i = 0; i < 50 && (server.output().match(/"msg":"listening"/g) ?? []).length < 2; i++) await Bun.sleep(50)
-		const pids = [...server.output().matchAll(/"msg":"listening".*?"pid":(\d+)/g)].map((m) => m[1])
+		const pids = server
+			.output()
+			.split('\n')
+			.filter((line) => line.includes('"msg":"listening"'))
+			.map((line) => (JSON.parse(line) as { pid: number }).pid)
 		expect(new Set(pids).size).toBe(2)
 		// Fresh connections land on either process; every token verifies on both.
 		for (let i = 0; i < 20; i++) {

@@ -17,16 +17,29 @@ const FILE_MEDIA_TYPES = ['application/octet-stream', 'video/*']
 type Json = Record<string, unknown>
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
 
+// Elysia coerces numeric query parameters by accepting `anyOf: [numeric
+// string, integer]`; clients see an integer parameter, so the document says so.
+function integerParameter(schema: unknown): unknown {
+	if (!isObject(schema) || !Array.isArray(schema.anyOf)) return schema
+	const integer = schema.anyOf.find((s: unknown) => isObject(s) && s.type === 'integer')
+	const coercion = schema.anyOf.find((s: unknown) => isObject(s) && s.type === 'string' && s.format === 'integer')
+	return schema.anyOf.length === 2 && integer && coercion ? integer : schema
+}
+
 /**
- * Two fixes to the generated document: the generator types any string schema
- * as text/plain, but a file body (`format: binary`) is video/* or
- * application/octet-stream; and it writes `t.Void` bodies (204, 304) as an
- * invalid `content: { type: 'void' }`, which must simply be absent.
+ * Three fixes to the generated document: the generator types any string
+ * schema as text/plain, but a file body (`format: binary`) is video/* or
+ * application/octet-stream; it writes `t.Void` bodies (204, 304) as an
+ * invalid `content: { type: 'void' }`, which must simply be absent; and it
+ * shows a numeric query parameter's coercion (`anyOf` string or integer).
  */
 export function normalizeOpenApi(doc: unknown): unknown {
 	if (!isObject(doc) || !isObject(doc.paths)) return doc
 	for (const item of Object.values(doc.paths))
-		for (const operation of isObject(item) ? Object.values(item) : [])
+		for (const operation of isObject(item) ? Object.values(item) : []) {
+			if (isObject(operation) && Array.isArray(operation.parameters))
+				for (const parameter of operation.parameters)
+					if (isObject(parameter)) parameter.schema = integerParameter(parameter.schema)
 			for (const response of isObject(operation) && isObject(operation.responses)
 				? Object.values(operation.responses)
 				: []) {
@@ -39,6 +52,7 @@ export function normalizeOpenApi(doc: unknown): unknown {
 				if (isObject(plain) && isObject(plain.schema) && plain.schema.format === 'binary')
 					response.content = Object.fromEntries(FILE_MEDIA_TYPES.map((type) => [type, { schema: plain.schema }]))
 			}
+		}
 	return doc
 }
 
@@ -78,7 +92,7 @@ export function docsModule(deps: DocsModuleDeps) {
 						{ name: 'tokens', description: 'Issue download tokens (the original route)' },
 						{ name: 'downloads', description: 'Download with a token (the original route)' },
 						{ name: 'lifecycle', description: 'List and revoke tokens' },
-						{ name: 'operations', description: 'Health and readiness' },
+						{ name: 'operations', description: 'Health, readiness and Prometheus metrics' },
 					],
 					components: {
 						securitySchemes: {
@@ -89,6 +103,11 @@ export function docsModule(deps: DocsModuleDeps) {
 								description: 'A download token (download route) or your user access token (token and lifecycle routes)',
 							},
 							apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'A service key from API_KEYS' },
+							metricsToken: {
+								type: 'http',
+								scheme: 'bearer',
+								description: 'METRICS_TOKEN, when the operator set one, for /metrics',
+							},
 						},
 					},
 				},

@@ -1,7 +1,8 @@
 import { Elysia } from 'elysia'
-import type { CallerAuth, Credentials } from '../../auth/caller'
-import { callerSecurity } from '../../http/model'
-import { lifecycleModel as model } from './model'
+import type { CallerAuth } from '../../auth/caller'
+import { authGuard, guardSecurity } from '../../auth/guard'
+import { readJsonBody } from '../../http/body'
+import { lifecycleModel as model, REVOKE_BODY_LIMIT } from './model'
 import type { LifecycleService } from './service'
 
 export interface LifecycleModuleDeps {
@@ -9,20 +10,14 @@ export interface LifecycleModuleDeps {
 	readonly callerAuth: CallerAuth
 }
 
-const credentialsOf = (request: Request): Credentials => ({
-	apiKey: request.headers.get('x-api-key'),
-	authorization: request.headers.get('authorization'),
-})
-
-/** The token lifecycle routes of SPEC §3.3, authorised like the token route. */
+/** The token lifecycle routes of SPEC §3.3, guarded like the token route. */
 export function lifecycleModule(deps: LifecycleModuleDeps) {
 	const { lifecycle, callerAuth } = deps
-	const authorize = (request: Request, userId: string) => callerAuth.authorize(credentialsOf(request), userId)
-
-	const security = callerSecurity(callerAuth.accepts)
+	const security = guardSecurity(callerAuth)
 	const tags = ['lifecycle']
 
 	return new Elysia({ name: 'lifecycle' })
+		.use(authGuard(callerAuth))
 		.post(
 			'/api/tokens/revoke',
 			async ({ body, set }) => {
@@ -31,6 +26,8 @@ export function lifecycleModule(deps: LifecycleModuleDeps) {
 			},
 			{
 				...model.revokePresented,
+				// Anyone may call this route: its body is read with a hard limit, never whole.
+				parse: ({ request }) => readJsonBody(request, REVOKE_BODY_LIMIT),
 				detail: {
 					tags,
 					summary: 'Revoke the token you hold',
@@ -42,32 +39,32 @@ export function lifecycleModule(deps: LifecycleModuleDeps) {
 		)
 		.get(
 			'/api/users/:user_id/tokens',
-			async ({ request, params, set }) => {
-				await authorize(request, params.user_id)
+			async ({ params, set }) => {
 				set.headers['cache-control'] = 'no-store'
 				return { tokens: await lifecycle.list(params.user_id) }
 			},
 			{
 				...model.user,
 				...model.list,
+				auth: 'owner',
 				detail: {
 					tags,
 					security,
 					summary: "List a user's live tokens",
-					description: 'Unexpired, unrevoked tokens with their remaining byte budget.',
+					description: 'Unexpired, unrevoked tokens that still have budget left, with their remaining byte budget.',
 				},
 			},
 		)
 		.delete(
 			'/api/users/:user_id/tokens/:jti',
-			async ({ request, params, set }) => {
-				await authorize(request, params.user_id)
+			async ({ params, set }) => {
 				await lifecycle.revokeOne(params.user_id, params.jti)
 				set.status = 204
 			},
 			{
 				...model.one,
 				...model.revokeOne,
+				auth: 'owner',
 				detail: {
 					tags,
 					security,
@@ -76,32 +73,24 @@ export function lifecycleModule(deps: LifecycleModuleDeps) {
 				},
 			},
 		)
-		.delete(
-			'/api/users/:user_id/tokens',
-			async ({ request, params }) => {
-				await authorize(request, params.user_id)
-				return lifecycle.revokeAll(params.user_id)
+		.delete('/api/users/:user_id/tokens', ({ params }) => lifecycle.revokeAll(params.user_id), {
+			...model.user,
+			...model.revokeAll,
+			auth: 'owner',
+			detail: {
+				tags,
+				security,
+				summary: "Revoke all of a user's live tokens",
+				description: 'Touches only this user.',
 			},
-			{
-				...model.user,
-				...model.revokeAll,
-				detail: {
-					tags,
-					security,
-					summary: "Revoke all of a user's live tokens",
-					description: 'Touches only this user.',
-				},
-			},
-		)
+		})
 		.delete(
 			'/api/users/:user_id/files/:filename/tokens',
-			async ({ request, params }) => {
-				await authorize(request, params.user_id)
-				return lifecycle.revokeAll(params.user_id, params.filename)
-			},
+			({ params }) => lifecycle.revokeAll(params.user_id, params.filename),
 			{
 				...model.file,
 				...model.revokeAll,
+				auth: 'owner',
 				detail: {
 					tags,
 					security,

@@ -1,7 +1,8 @@
 import { t } from 'elysia'
-import { errorBody, Filename, Forbidden, StoreUnavailable, Unauthorized, UserId } from '../../http/model'
+import { errorBody, Filename, Forbidden, Jti, StoreUnavailable, Unauthorized, UserId } from '../../http/model'
 
-const LiveToken = t.Object({
+/** A live token as the listing route shows it (SPEC §3.3); the type is derived from it. */
+export const LiveToken = t.Object({
 	jti: t.String(),
 	filename: t.String(),
 	issued_at: t.String({ format: 'date-time' }),
@@ -11,11 +12,13 @@ const LiveToken = t.Object({
 		t.Integer({ minimum: 0, description: 'Budget left in bytes (max_uses × size, minus what was sent)' }),
 	),
 })
+export type LiveToken = typeof LiveToken.static
 
 const Revoked = t.Object(
 	{ revoked: t.Integer({ minimum: 0, description: 'How many live tokens were revoked' }) },
 	{ examples: [{ revoked: 3 }] },
 )
+export type Revoked = typeof Revoked.static
 
 const BadRequest = errorBody(
 	['invalid_request'],
@@ -25,12 +28,25 @@ const BadRequest = errorBody(
 
 const SEND_TOKEN = 'Send a JSON body { "token": "<JWT>" }.'
 
+/** The largest body `POST /api/tokens/revoke` reads; a token is a few hundred bytes. */
+export const REVOKE_BODY_LIMIT = 16 * 1024
+
 const managed = {
 	400: BadRequest,
 	401: Unauthorized,
 	403: Forbidden,
 	503: StoreUnavailable,
 }
+
+const RevokePresented = t.Object(
+	{
+		revoked: t.Boolean({
+			description: 'True when a live token was revoked; false for an invalid or expired one',
+		}),
+	},
+	{ examples: [{ revoked: true }] },
+)
+export type RevokePresented = typeof RevokePresented.static
 
 /** Schemas of the lifecycle routes (SPEC §3.3). */
 export const lifecycleModel = {
@@ -40,29 +56,18 @@ export const lifecycleModel = {
 			{ examples: [{ token: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9…' }], error: SEND_TOKEN },
 		),
 		response: {
-			200: t.Object(
-				{
-					revoked: t.Boolean({
-						description: 'True when a live token was revoked; false for an invalid or expired one',
-					}),
-				},
-				{ examples: [{ revoked: true }] },
-			),
+			200: RevokePresented,
 			400: errorBody(['invalid_request'], 'No token in the body', 'Send a JSON body { "token": "<JWT>" }.'),
+			413: errorBody(
+				['payload_too_large'],
+				`A body over ${REVOKE_BODY_LIMIT} bytes`,
+				`The request body is larger than ${REVOKE_BODY_LIMIT} bytes.`,
+			),
 			503: StoreUnavailable,
 		},
 	},
 	user: { params: t.Object({ user_id: UserId }) },
-	one: {
-		params: t.Object({
-			user_id: UserId,
-			jti: t.String({
-				pattern: '^[A-Za-z0-9_-]{1,64}$',
-				description: 'The token id, as returned when it was issued',
-				error: 'jti must be 1-64 characters of A-Z a-z 0-9 _ -',
-			}),
-		}),
-	},
+	one: { params: t.Object({ user_id: UserId, jti: Jti }) },
 	file: { params: t.Object({ user_id: UserId, filename: Filename }) },
 	list: {
 		response: {
@@ -73,7 +78,7 @@ export const lifecycleModel = {
 						{
 							tokens: [
 								{
-									jti: 'Jm3kT0aQ2yR5LxVb8nC1pw',
+									jti: '3f1c9a0b7d2e4c5fa1b2c3d4e5f60718',
 									filename: 'myvideo.mp4',
 									issued_at: '2026-11-24T10:00:00Z',
 									expires_at: '2026-11-24T10:15:00Z',

@@ -1,34 +1,23 @@
 import { isoSeconds } from '../../clock'
 import { AppError, InvalidRequestError, TokenError } from '../../errors'
-import { assertValidNames, userIdProblem } from '../../storage/names'
+import { assertValidNames, jtiProblem, userIdProblem } from '../../storage/names'
 import type { TokenInfo, TokenStore } from '../../store/types'
 import type { DownloadTokenCodec } from '../tokens/download-token'
-
-/** A live token as the listing route shows it (SPEC §3.3). */
-export interface LiveToken {
-	readonly jti: string
-	readonly filename: string
-	readonly issued_at: string
-	readonly expires_at: string
-	readonly max_uses: number | null
-	readonly bytes_left: number | null
-}
+import type { LiveToken, Revoked, RevokePresented } from './model'
 
 export interface LifecycleService {
 	/**
 	 * Revokes the token presented (RFC 7009 style: possession is enough). A
 	 * forged, malformed or expired token revokes nothing and is not an error.
 	 */
-	revokePresented(token: string): Promise<{ revoked: boolean }>
+	revokePresented(token: string): Promise<RevokePresented>
 	/** The user's live tokens. Throws `InvalidRequestError`, `StoreUnavailableError`. */
 	list(userId: string): Promise<LiveToken[]>
 	/** Revokes one token; throws a 404 `not_found` AppError when the user has no such live token. */
 	revokeOne(userId: string, jti: string): Promise<void>
 	/** Revokes every live token of the user, or only those for `filename`; returns how many. */
-	revokeAll(userId: string, filename?: string): Promise<{ revoked: number }>
+	revokeAll(userId: string, filename?: string): Promise<Revoked>
 }
-
-const JTI = /^[A-Za-z0-9_-]{1,64}$/
 
 function toLive(t: TokenInfo): LiveToken {
 	return {
@@ -66,7 +55,8 @@ export function createLifecycleService(deps: { store: TokenStore; codec: Downloa
 
 		async revokeOne(userId, jti) {
 			assertValidNames(userId)
-			if (!JTI.test(jti)) throw new InvalidRequestError('jti must be 1-64 characters of A-Z a-z 0-9 _ -')
+			const problem = jtiProblem(jti)
+			if (problem) throw new InvalidRequestError(problem)
 			if (!(await store.revoke(userId, jti)))
 				throw new AppError('not_found', 404, 'This user has no unexpired token with that jti.')
 		},

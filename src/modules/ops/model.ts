@@ -1,7 +1,9 @@
 import { t } from 'elysia'
+import { Unauthorized } from '../../http/model'
 
 /** Schemas of the operations routes (SPEC §3.4). */
 export const opsModel = {
+	metricsUnauthorized: Unauthorized,
 	health: {
 		response: { 200: t.Object({ status: t.Literal('ok') }, { examples: [{ status: 'ok' }] }) },
 	},

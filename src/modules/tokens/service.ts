@@ -4,26 +4,18 @@ import type { RateLimit } from '../../config'
 import { FileNotFoundError, InvalidRequestError, RateLimitedError } from '../../errors'
 import type { Storage } from '../../storage/disk'
 import { assertValidNames } from '../../storage/names'
-import type { RateLimiter } from '../../store/rate-limit'
 import type { TokenStore } from '../../store/types'
 import type { DownloadTokenCodec } from './download-token'
+import type { IssuedToken } from './model'
 
-/** The body of a successful token request (SPEC §3.1). */
-export interface IssuedToken {
-	readonly token: string
-	readonly expires_in: number
-	readonly download_url: string
-	readonly jti: string
-	readonly expires_at: string
-	readonly max_uses: number | null
-}
-
-/** A token request as the HTTP layer received it: strings, not yet validated. */
+/** A token request, its numbers already validated and bounded by the route schema. */
 export interface IssueRequest {
 	readonly userId: string
 	readonly filename: string
-	readonly ttl: string | undefined
-	readonly maxUses: string | undefined
+	/** Seconds; the default lifetime when absent. */
+	readonly ttl?: number | undefined
+	/** Whole downloads; unlimited when absent. */
+	readonly maxUses?: number | undefined
 	/** Absolute origin for `download_url`, e.g. `https://files.example.com`. */
 	readonly baseUrl: string
 }
@@ -34,28 +26,18 @@ export interface TokenServiceDeps {
 	readonly codec: DownloadTokenCodec
 	readonly clock: Clock
 	readonly defaultTtlS: number
-	readonly maxTtlS: number
 	readonly resumeAllowanceBytes: number
-	readonly rateLimiter: RateLimiter
 	readonly rateLimitIssue: RateLimit
 }
 
 export interface TokenService {
 	/**
-	 * Validates, checks the file exists, writes the `jti` record, then signs.
-	 * Throws `InvalidRequestError`, `RateLimitedError`, `FileNotFoundError`,
-	 * `StoreUnavailableError`.
+	 * Checks the names and that the file exists, then counts the request against
+	 * the user's issue limit and writes the `jti` record in one store round
+	 * trip, then signs. Throws `InvalidRequestError`, `RateLimitedError`,
+	 * `FileNotFoundError`, `StoreUnavailableError`.
 	 */
 	issue(request: IssueRequest): Promise<IssuedToken>
-}
-
-const MAX_USES_LIMIT = 1_000_000
-const POSITIVE_INT = /^[1-9][0-9]{0,9}$/
-
-function positiveInt(name: string, raw: string, max: number): number {
-	if (!POSITIVE_INT.test(raw) || Number(raw) > max)
-		throw new InvalidRequestError(`${name} must be a whole number from 1 to ${max}, got "${raw.slice(0, 32)}"`)
-	return Number(raw)
 }
 
 /** The `/api/download/...` path of a file, each segment percent-encoded. */
@@ -69,14 +51,14 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 		async issue(request) {
 			const { userId, filename } = request
 			assertValidNames(userId, filename)
-			const ttl = request.ttl === undefined ? deps.defaultTtlS : positiveInt('ttl', request.ttl, deps.maxTtlS)
-			const maxUses = request.maxUses === undefined ? null : positiveInt('max_uses', request.maxUses, MAX_USES_LIMIT)
-			const limit = await deps.rateLimiter.hit('issue', userId, deps.rateLimitIssue)
-			if (!limit.allowed) throw new RateLimitedError(limit.retryAfterS)
+			const ttl = request.ttl ?? deps.defaultTtlS
+			const maxUses = request.maxUses ?? null
 
-			const file = await deps.storage.find(userId, filename)
+			const file = deps.storage.open(userId, filename)
 			if (!file) throw new FileNotFoundError()
-			const budgetBytes = maxUses === null ? null : maxUses * file.size
+			const size = file.size
+			file.close()
+			const budgetBytes = maxUses === null ? null : maxUses * size
 			if (budgetBytes !== null && !Number.isSafeInteger(budgetBytes))
 				throw new InvalidRequestError('max_uses is too large for a file of this size')
 
@@ -84,16 +66,20 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 			const exp = iat + ttl
 			// Hex, not base64url: an id starting with '-' reads as an option on command lines.
 			const jti = randomBytes(16).toString('hex')
-			await deps.store.create({
-				jti,
-				userId,
-				filename,
-				issuedAtS: iat,
-				expiresAtS: exp,
-				maxUses,
-				budgetBytes,
-				allowanceBytes: budgetBytes === null ? 0 : Math.min(file.size, deps.resumeAllowanceBytes),
-			})
+			const created = await deps.store.create(
+				{
+					jti,
+					userId,
+					filename,
+					issuedAtS: iat,
+					expiresAtS: exp,
+					maxUses,
+					budgetBytes,
+					allowanceBytes: budgetBytes === null ? 0 : Math.min(size, deps.resumeAllowanceBytes),
+				},
+				deps.rateLimitIssue,
+			)
+			if (created.status === 'rate_limited') throw new RateLimitedError(created.retryAfterS)
 			const token = await deps.codec.sign({ user_id: userId, filename, action: 'download', jti, iat, exp })
 			return {
 				token,
@@ -102,6 +88,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 				jti,
 				expires_at: isoSeconds(exp),
 				max_uses: maxUses,
+				size,
 			}
 		},
 	}

@@ -1,0 +1,131 @@
+import {
+	AggregatorRegistry,
+	Counter,
+	collectDefaultMetrics,
+	Gauge,
+	Histogram,
+	type MetricObjectWithValues,
+	type MetricValue,
+	Registry,
+} from 'prom-client'
+
+/** How a download response ended (SPEC §3.4 `downloads by result`). */
+export type DownloadResult = 'full' | 'partial' | 'not_modified' | 'range_not_satisfiable' | 'broken'
+
+/** The service's Prometheus metrics, all named `download_gate_*`, in one registry per process. */
+export interface Metrics {
+	readonly registry: Registry
+	readonly tokensIssued: Counter<'budgeted'>
+	readonly downloads: Counter<'result' | 'budgeted'>
+	readonly bytesSent: Counter<'budgeted'>
+	readonly denials: Counter<'reason'>
+	readonly budgetBytesReturned: Counter
+	readonly downloadsInFlight: Gauge
+	readonly requestDuration: Histogram<'route' | 'method' | 'status_class'>
+	readonly storeUp: Gauge
+	readonly storeCommandDuration: Histogram<'command' | 'outcome'>
+	/** Where `downloadsInFlight` is read from at each scrape (the server's pending requests). */
+	setInFlightSource(read: () => number): void
+}
+
+/** JSON of one process's registry, as exchanged between workers. */
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[]
+
+/**
+ * Builds the registry with the service's metrics and the runtime's default
+ * process metrics. Gauges say how workers combine (`aggregator`): store_up is
+ * the worst worker's view, in-flight the sum.
+ */
+export function createMetrics(): Metrics {
+	const registry = new Registry()
+	collectDefaultMetrics({ register: registry, prefix: 'download_gate_' })
+	let inFlight: () => number = () => 0
+	const bool = ['true', 'false']
+	const tokensIssued = new Counter({
+		name: 'download_gate_tokens_issued_total',
+		help: 'Download tokens issued, by whether they carry a max_uses budget',
+		labelNames: ['budgeted'],
+		registers: [registry],
+	})
+	const downloads = new Counter({
+		name: 'download_gate_downloads_total',
+		help: 'Download responses by result: full (200), partial (206), not_modified (304), range_not_satisfiable (416), broken (the client went away mid-body)',
+		labelNames: ['result', 'budgeted'],
+		registers: [registry],
+	})
+	const bytesSent = new Counter({
+		name: 'download_gate_bytes_sent_total',
+		help: 'Body bytes handed to clients (zero-copy bodies count when handed to the runtime)',
+		labelNames: ['budgeted'],
+		registers: [registry],
+	})
+	const denials = new Counter({
+		name: 'download_gate_denials_total',
+		help: 'Refused requests by error code',
+		labelNames: ['reason'],
+		registers: [registry],
+	})
+	const budgetBytesReturned = new Counter({
+		name: 'download_gate_budget_bytes_returned_total',
+		help: 'Budget bytes given back after broken connections (unwritten bytes plus resume allowance)',
+		registers: [registry],
+	})
+	const downloadsInFlight = new Gauge({
+		name: 'download_gate_downloads_in_flight',
+		help: 'Downloads being checked or sent, bodies included (from the server’s pending requests)',
+		registers: [registry],
+		aggregator: 'sum',
+		collect() {
+			this.set(Math.max(0, inFlight()))
+		},
+	})
+	const requestDuration = new Histogram({
+		name: 'download_gate_http_request_duration_seconds',
+		help: 'Time from request to response (for bodies: until handed to the runtime), by route, method and status class',
+		labelNames: ['route', 'method', 'status_class'],
+		buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+		registers: [registry],
+	})
+	const storeUp = new Gauge({
+		name: 'download_gate_store_up',
+		help: 'Whether the token store answered its last command (1) or not (0)',
+		registers: [registry],
+		aggregator: 'min',
+	})
+	const storeCommandDuration = new Histogram({
+		name: 'download_gate_store_command_duration_seconds',
+		help: 'Token store command latency by command and outcome (ok, error)',
+		labelNames: ['command', 'outcome'],
+		buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+		registers: [registry],
+	})
+	storeUp.set(1)
+	for (const budgeted of bool) {
+		tokensIssued.inc({ budgeted }, 0)
+		bytesSent.inc({ budgeted }, 0)
+	}
+	budgetBytesReturned.inc(0)
+	return {
+		registry,
+		tokensIssued,
+		downloads,
+		bytesSent,
+		denials,
+		budgetBytesReturned,
+		downloadsInFlight,
+		requestDuration,
+		storeUp,
+		storeCommandDuration,
+		setInFlightSource(read) {
+			inFlight = read
+		},
+	}
+}
+
+/** One Prometheus text exposition from several processes' snapshots (counters summed, gauges per their aggregator). */
+export async function aggregateMetrics(snapshots: readonly MetricsSnapshot[]): Promise<string> {
+	return AggregatorRegistry.aggregate(snapshots as MetricsSnapshot[]).metrics()
+}
+
+/** The content type of the Prometheus text exposition. */
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE

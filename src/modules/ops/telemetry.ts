@@ -1,0 +1,98 @@
+import type { AppError } from '../../errors'
+import type { Logger } from '../../log'
+import type { DownloadResult, Metrics } from './metrics'
+
+/** What is known of one request, filled in as it is handled; one access line is written from it. */
+export interface RequestRecord {
+	/** The `X-Request-Id` echoed on the response and carried by every log line about the request. */
+	readonly id: string
+	readonly startedMs: number
+	status?: number
+	bytes?: number
+	userId?: string
+	filename?: string
+	jti?: string
+	ip?: string
+	/** The error code of a refusal. */
+	code?: string
+	budgeted?: boolean
+}
+
+/** Request ids, access lines and the per-request metrics of SPEC §3.4. */
+export interface Telemetry {
+	readonly metrics: Metrics
+	/** The record of `request`, created (with its id) on first use. */
+	record(request: Request): RequestRecord
+	/** A logger whose lines carry the request's id. */
+	logFor(request: Request): Logger
+	/** Notes a refusal: its code on the record, and the denial metric. */
+	refused(request: Request, error: AppError): void
+	/** Counts a download body that ended (or was answered without one). */
+	downloadEnded(result: DownloadResult, budgeted: boolean, bytes: number): void
+	/** Writes the access line and observes the request duration. `route` is the route pattern, never the raw path. */
+	finish(request: Request, route: string, method: string, status: number): void
+}
+
+/** A caller's id is echoed only when it is this tame; otherwise one is generated. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+// Unique per process and cheap: a random tag plus a counter.
+const processTag = crypto.randomUUID().slice(0, 8)
+let counter = 0
+
+const statusClass = (status: number) => `${Math.floor(status / 100)}xx`
+
+/** Builds the telemetry of one process over `log` and `metrics`. */
+export function createTelemetry(deps: { log: Logger; metrics: Metrics; now?: () => number }): Telemetry {
+	const { log, metrics } = deps
+	const now = deps.now ?? (() => performance.now())
+	const records = new WeakMap<Request, RequestRecord>()
+
+	function record(request: Request): RequestRecord {
+		let rec = records.get(request)
+		if (rec === undefined) {
+			const given = request.headers.get('x-request-id')
+			const id = given !== null && REQUEST_ID.test(given) ? given : `${processTag}-${(counter++).toString(36)}`
+			rec = { id, startedMs: now() }
+			records.set(request, rec)
+		}
+		return rec
+	}
+
+	return {
+		metrics,
+		record,
+		logFor: (request) => log.child({ request_id: record(request).id }),
+		refused(request, error) {
+			const rec = record(request)
+			rec.code = error.code
+			rec.status = error.status
+			metrics.denials.inc({ reason: error.code })
+		},
+		downloadEnded(result, budgeted, bytes) {
+			const b = budgeted ? 'true' : 'false'
+			metrics.downloads.inc({ result, budgeted: b })
+			if (bytes > 0) metrics.bytesSent.inc({ budgeted: b }, bytes)
+		},
+		finish(request, route, method, status) {
+			const rec = record(request)
+			const finalStatus = rec.status ?? status
+			const durationMs = now() - rec.startedMs
+			metrics.requestDuration.observe({ route, method, status_class: statusClass(finalStatus) }, durationMs / 1000)
+			log.info('request', {
+				request_id: rec.id,
+				method,
+				route,
+				status: finalStatus,
+				duration_ms: Math.round(durationMs * 100) / 100,
+				...(rec.bytes !== undefined ? { bytes: rec.bytes } : {}),
+				...(rec.userId !== undefined ? { user_id: rec.userId } : {}),
+				...(rec.filename !== undefined ? { filename: rec.filename } : {}),
+				...(rec.jti !== undefined ? { jti: rec.jti } : {}),
+				...(rec.budgeted !== undefined ? { budgeted: rec.budgeted } : {}),
+				...(rec.code !== undefined ? { code: rec.code } : {}),
+				...(rec.ip !== undefined ? { ip: rec.ip } : {}),
+			})
+		},
+	}
+}
