@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
-// download-gate admin CLI: issue, list and revoke download tokens through a running service's HTTP API.
+// download-gate admin CLI: issue, list and revoke download tokens on a running service, through the typed client.
 import { parseArgs } from 'node:util'
+import { createClient, type DownloadGateClient } from './client'
 
 /** The CLI's exit codes, as documented in `USAGE`. */
 export const EXIT = { ok: 0, api: 1, usage: 2, auth: 3, notFound: 4, unavailable: 5 } as const
@@ -129,26 +130,94 @@ function parse(argv: readonly string[]) {
 	})
 }
 
-/** The HTTP method and path (with query) an invocation calls; path segments percent-encoded. */
-export function requestFor(inv: Invocation): { method: 'GET' | 'DELETE'; path: string } {
-	const [a = '', b = ''] = inv.args.map(encodeURIComponent)
+/** The result of one Eden call: `data` on success, else `error` with the status and the parsed body. */
+type EdenReply<T> =
+	| { readonly data: T; readonly error: null }
+	| { readonly data: null; readonly error: { readonly status: unknown; readonly value: unknown } }
+
+/** How a sent invocation ended, once Eden answered. */
+type Outcome =
+	| { readonly ok: true; readonly body: unknown; readonly readable: () => string }
+	| { readonly ok: false; readonly status: unknown; readonly value: unknown }
+
+/** One invocation as a typed Eden call: its method and path (for messages and tests), and the call itself. */
+interface Call {
+	readonly method: 'GET' | 'DELETE'
+	/** The path with its query string, exactly as Eden sends it. */
+	readonly path: string
+	readonly send: (init: RequestInit) => Promise<Outcome>
+}
+
+function settle<T>(reply: EdenReply<T>, readable: (data: T) => string): Outcome {
+	if (reply.error !== null) return { ok: false, status: reply.error.status, value: reply.error.value }
+	const { data } = reply
+	return { ok: true, body: data, readable: () => readable(data) }
+}
+
+/** `?k=v&…` as Eden builds it (`encodeURIComponent` on both sides), or ''. */
+function queryString(query: Readonly<Record<string, string | number | undefined>>): string {
+	const pairs = Object.entries(query).flatMap(([k, v]) =>
+		v === undefined ? [] : [`${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`],
+	)
+	return pairs.length > 0 ? `?${pairs.join('&')}` : ''
+}
+
+/** The typed Eden call an invocation makes on `client`. */
+function callFor(client: DownloadGateClient, inv: Invocation): Call {
+	// Eden puts path parameters in the URL as given: encode them (a filename may hold '/', '#', '%', …).
+	const [userId = '', second = ''] = inv.args.map(encodeURIComponent)
+	const user = client.api.users({ user_id: userId })
 	switch (inv.command) {
 		case 'issue': {
-			const query = new URLSearchParams()
-			if (inv.ttl !== undefined) query.set('ttl', String(inv.ttl))
-			if (inv.maxUses !== undefined) query.set('max_uses', String(inv.maxUses))
-			const qs = query.size > 0 ? `?${query}` : ''
-			return { method: 'GET', path: `/api/get-download-token/${a}/${b}${qs}` }
+			const query = { ttl: inv.ttl, max_uses: inv.maxUses } // Eden leaves out undefined values
+			const route = client.api['get-download-token']({ user_id: userId })({ filename: second })
+			return {
+				method: 'GET',
+				path: `${route['~path']}${queryString(query)}`,
+				send: async (init) => settle(await route.get({ query, fetch: init }), formatIssued),
+			}
 		}
-		case 'list':
-			return { method: 'GET', path: `/api/users/${a}/tokens` }
-		case 'revoke':
-			return { method: 'DELETE', path: `/api/users/${a}/tokens/${b}` }
-		case 'revoke-all':
-			return { method: 'DELETE', path: `/api/users/${a}/tokens` }
-		case 'revoke-file':
-			return { method: 'DELETE', path: `/api/users/${a}/files/${b}/tokens` }
+		case 'list': {
+			const route = user.tokens
+			return {
+				method: 'GET',
+				path: route['~path'],
+				send: async (init) => settle(await route.get({ fetch: init }), (body) => formatTokens(body.tokens)),
+			}
+		}
+		case 'revoke': {
+			const route = user.tokens({ jti: second })
+			return {
+				method: 'DELETE',
+				path: route['~path'],
+				send: async (init) => settle(await route.delete(undefined, { fetch: init }), () => `revoked ${inv.args[1]}`),
+			}
+		}
+		case 'revoke-all': {
+			const route = user.tokens
+			return {
+				method: 'DELETE',
+				path: route['~path'],
+				send: async (init) =>
+					settle(await route.delete(undefined, { fetch: init }), (body) => revokedCount(body.revoked)),
+			}
+		}
+		case 'revoke-file': {
+			const route = user.files({ filename: second }).tokens
+			return {
+				method: 'DELETE',
+				path: route['~path'],
+				send: async (init) =>
+					settle(await route.delete(undefined, { fetch: init }), (body) => revokedCount(body.revoked)),
+			}
+		}
 	}
+}
+
+/** The HTTP method and path (with query) an invocation calls through the typed client; path segments percent-encoded. */
+export function requestFor(inv: Invocation): { method: 'GET' | 'DELETE'; path: string } {
+	const { method, path } = callFor(createClient(inv.baseUrl), inv)
+	return { method, path }
 }
 
 /** The exit code for an HTTP error status. */
@@ -169,11 +238,46 @@ type Json = Record<string, unknown>
 const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
 const show = (v: unknown): string => (v === null || v === undefined ? '-' : String(v))
 
+/** `73400320 bytes (70.0 MiB)`: exact bytes, and a readable size once it is over 1 KiB. */
+export function formatSize(bytes: number | null | undefined): string {
+	if (typeof bytes !== 'number') return '-'
+	const units = ['KiB', 'MiB', 'GiB', 'TiB'] as const
+	let value = bytes
+	let unit = ''
+	for (const next of units) {
+		if (value < 1024) break
+		value /= 1024
+		unit = next
+	}
+	return unit === '' ? `${bytes} bytes` : `${bytes} bytes (${value.toFixed(1)} ${unit})`
+}
+
+/** The fields of a token answer (SPEC §3.1) the CLI prints; `size` is missing from services older than it. */
+export interface IssuedView {
+	readonly token: string
+	readonly download_url: string
+	readonly jti: string
+	readonly expires_at: string
+	readonly max_uses: number | null
+	readonly size?: number | null
+}
+
+/** One row of a token listing (SPEC §3.3). */
+export interface LiveTokenView {
+	readonly jti: string
+	readonly filename: string
+	readonly issued_at: string
+	readonly expires_at: string
+	readonly max_uses: number | null
+	readonly bytes_left: number | null
+}
+
 /** Readable output of a token request: fields, then a ready-to-paste curl command. */
-export function formatIssued(body: Json): string {
+export function formatIssued(body: IssuedView): string {
 	const rows: [string, string][] = [
 		['token', show(body.token)],
 		['download_url', show(body.download_url)],
+		['size', formatSize(body.size)],
 		['jti', show(body.jti)],
 		['expires_at', show(body.expires_at)],
 		['max_uses', body.max_uses === null ? 'unlimited' : show(body.max_uses)],
@@ -183,13 +287,16 @@ export function formatIssued(body: Json): string {
 }
 
 /** Readable output of a token listing: an aligned table, or "no live tokens". */
-export function formatTokens(tokens: readonly Json[]): string {
+export function formatTokens(tokens: readonly LiveTokenView[]): string {
 	if (tokens.length === 0) return 'no live tokens'
 	const columns = ['jti', 'filename', 'issued_at', 'expires_at', 'max_uses', 'bytes_left'] as const
 	const header = columns.map((c) => c.toUpperCase())
-	const cell = (t: Json, c: (typeof columns)[number]) => (c === 'max_uses' && t[c] === null ? 'unlimited' : show(t[c]))
+	const cell = (t: LiveTokenView, c: (typeof columns)[number]) =>
+		c === 'max_uses' && t[c] === null ? 'unlimited' : show(t[c])
 	return table([header, ...tokens.map((t) => columns.map((c) => cell(t, c)))], 2)
 }
+
+const revokedCount = (n: number): string => `revoked ${n} token${n === 1 ? '' : 's'}`
 
 function table(rows: readonly (readonly string[])[], gap: number): string {
 	const widths: number[] = []
@@ -206,33 +313,22 @@ function table(rows: readonly (readonly string[])[], gap: number): string {
 		.join('\n')
 }
 
-/** The `{ error, message }` of an error response, or one made up from the status when the body is not ours. */
-export function errorOf(status: number, text: string): { error: string; message: string } {
-	try {
-		const body: unknown = JSON.parse(text)
-		if (isRecord(body) && typeof body.error === 'string' && typeof body.message === 'string')
-			return { error: body.error, message: body.message }
-	} catch {}
+/** The `{ error, message }` of an error answer as Eden parsed it, or one made up from the status when the body is not ours. */
+export function errorOf(status: number, value: unknown): { error: string; message: string } {
+	if (isRecord(value) && typeof value.error === 'string' && typeof value.message === 'string')
+		return { error: value.error, message: value.message }
+	const text = typeof value === 'string' ? value : value === null || value === undefined ? '' : JSON.stringify(value)
 	const snippet = text.trim().slice(0, 200)
 	return { error: `http_${status}`, message: snippet ? `HTTP ${status}: ${snippet}` : `HTTP ${status}` }
 }
 
-function successOutput(inv: Invocation, body: unknown): string {
-	if (inv.json) return JSON.stringify(inv.command === 'revoke' ? { revoked: true } : body)
-	switch (inv.command) {
-		case 'issue':
-			return formatIssued(isRecord(body) ? body : {})
-		case 'list': {
-			const tokens = isRecord(body) && Array.isArray(body.tokens) ? body.tokens.filter(isRecord) : []
-			return formatTokens(tokens)
-		}
-		case 'revoke':
-			return `revoked ${inv.args[1]}`
-		default: {
-			const n = isRecord(body) ? show(body.revoked) : '?'
-			return `revoked ${n} token${n === '1' ? '' : 's'}`
-		}
-	}
+/** Why no answer came: a timeout or an unreachable service (exit 5). */
+function noAnswer(inv: Invocation, err: unknown): { error: string; message: string } {
+	const timedOut = err instanceof Error && err.name === 'TimeoutError'
+	const message = timedOut
+		? `no answer from ${inv.baseUrl} within ${inv.timeoutMs / 1000} s`
+		: `cannot reach ${inv.baseUrl}: ${err instanceof Error ? err.message : String(err)}`
+	return { error: timedOut ? 'timeout' : 'unreachable', message }
 }
 
 function fail(inv: Invocation, code: number, error: { error: string; message: string }): number {
@@ -241,37 +337,43 @@ function fail(inv: Invocation, code: number, error: { error: string; message: st
 	return code
 }
 
-/** Sends one invocation and prints its outcome; returns the exit code. Never throws. */
+/** Sends one invocation through the typed client and prints its outcome; returns the exit code. Never throws. */
 export async function run(inv: Invocation): Promise<number> {
-	const { method, path } = requestFor(inv)
-	const headers: Record<string, string> = { Accept: 'application/json' }
-	if (inv.apiKey) headers['X-API-Key'] = inv.apiKey
-	let status: number
+	let status = 0 // of the last answer, for a body Eden could not parse
+	const client = createClient(inv.baseUrl, {
+		...(inv.apiKey ? { apiKey: inv.apiKey } : {}),
+		fetch: async (input, init) => {
+			const res = await fetch(input, init)
+			status = res.status
+			return res
+		},
+	})
+	const call = callFor(client, inv)
+	const badResponse = () =>
+		fail(inv, EXIT.api, { error: 'bad_response', message: `expected JSON from ${call.path}, got HTTP ${status}` })
+	let outcome: Outcome
+	try {
+		outcome = await call.send({ signal: AbortSignal.timeout(inv.timeoutMs) })
+	} catch (err) {
+		// Eden reads the body outside its own try: a JSON body that does not parse, or a cut or timed-out read.
+		if (!(err instanceof SyntaxError)) return fail(inv, EXIT.unavailable, noAnswer(inv, err))
+		return status >= 400 ? fail(inv, exitCodeFor(status), errorOf(status, null)) : badResponse()
+	}
+	if (!outcome.ok) {
+		// Eden answers a fetch that threw (refused, timed out) as a 503 carrying the thrown error.
+		if (outcome.value instanceof Error) return fail(inv, EXIT.unavailable, noAnswer(inv, outcome.value))
+		const code = typeof outcome.status === 'number' ? outcome.status : status
+		return fail(inv, exitCodeFor(code), errorOf(code, outcome.value))
+	}
+	if (inv.command !== 'revoke' && !isRecord(outcome.body)) return badResponse()
 	let text: string
 	try {
-		const res = await fetch(`${inv.baseUrl}${path}`, { method, headers, signal: AbortSignal.timeout(inv.timeoutMs) })
-		status = res.status
-		text = await res.text()
-	} catch (err) {
-		const timedOut = err instanceof Error && err.name === 'TimeoutError'
-		const message = timedOut
-			? `no answer from ${inv.baseUrl} within ${inv.timeoutMs / 1000} s`
-			: `cannot reach ${inv.baseUrl}: ${err instanceof Error ? err.message : String(err)}`
-		return fail(inv, EXIT.unavailable, { error: timedOut ? 'timeout' : 'unreachable', message })
+		text = inv.json ? JSON.stringify(inv.command === 'revoke' ? { revoked: true } : outcome.body) : outcome.readable()
+	} catch {
+		// The body's type is the route's schema; a service that breaks it must not crash the CLI.
+		return badResponse()
 	}
-
-	if (status >= 400) {
-		return fail(inv, exitCodeFor(status), errorOf(status, text))
-	}
-	let body: unknown = null
-	if (status !== 204) {
-		try {
-			body = JSON.parse(text)
-		} catch {
-			return fail(inv, EXIT.api, { error: 'bad_response', message: `expected JSON from ${path}, got HTTP ${status}` })
-		}
-	}
-	console.log(successOutput(inv, body))
+	console.log(text)
 	return EXIT.ok
 }
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { exitCodeFor, formatTokens, parseCommandLine, requestFor, shellQuote, UsageError } from '../src/cli'
+import { exitCodeFor, formatSize, formatTokens, parseCommandLine, requestFor, shellQuote, UsageError } from '../src/cli'
 import { API_KEY, bearer, downloadPath, makeTestApp, type TestApp } from './helpers'
 
 const ROOT = new URL('..', import.meta.url).pathname
@@ -134,6 +134,14 @@ describe('download-gate CLI', () => {
 			const res = await download('alice', NON_ASCII, tokenOf(r.stdout))
 			expect(res.status).toBe(200)
 			expect(await res.text()).toBe('été')
+		})
+
+		test('shows the file size, readable and in --json', async () => {
+			const r = await admin('issue', 'alice', 'b.mp4')
+			expect(r.code).toBe(0)
+			expect(r.stdout).toMatch(/^size {2,}8 bytes$/m)
+			const json = await admin('issue', 'alice', 'b.mp4', '--json')
+			expect((JSON.parse(json.stdout) as { size: number }).size).toBe(8)
 		})
 
 		test('a missing file → exit 4 with the service message', async () => {
@@ -312,6 +320,42 @@ describe('download-gate CLI', () => {
 			}
 		})
 
+		test('answers that are not the service’s: an HTML 502, broken or off-schema JSON, a body that never ends', async () => {
+			const proxy = Bun.serve({
+				hostname: '127.0.0.1',
+				port: 0,
+				fetch(req) {
+					const path = new URL(req.url).pathname
+					if (path.startsWith('/html/'))
+						return new Response('<html>Bad gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } })
+					if (path.startsWith('/broken/'))
+						return new Response('{"tokens": [', { headers: { 'content-type': 'application/json' } })
+					if (path.startsWith('/off-schema/')) return Response.json({ items: [] })
+					const stalled = new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode('{"tok')) })
+					return new Response(stalled, { headers: { 'content-type': 'application/json' } })
+				},
+			})
+			const at = (prefix: string) => `http://127.0.0.1:${proxy.port}/${prefix}`
+			try {
+				const html = await cli(['list', 'alice', '--url', at('html')])
+				expect(html.code).toBe(5)
+				expect(html.stderr).toBe('error: HTTP 502: <html>Bad gateway</html> (http_502)\n')
+				const broken = await cli(['list', 'alice', '--url', at('broken')])
+				expect(broken.code).toBe(1)
+				expect(broken.stderr).toContain('(bad_response)')
+				const offSchema = await cli(['list', 'alice', '--url', at('off-schema')])
+				expect(offSchema.code).toBe(1)
+				expect(offSchema.stderr).toBe(
+					'error: expected JSON from /api/users/alice/tokens, got HTTP 200 (bad_response)\n',
+				)
+				const stalled = await cli(['list', 'alice', '--url', at('stalled'), '--timeout', '0.3'])
+				expect(stalled.code).toBe(5)
+				expect(stalled.stderr).toContain('within 0.3 s (timeout)')
+			} finally {
+				proxy.stop(true)
+			}
+		})
+
 		test('rate limited (429) → exit 5 with the retry hint', async () => {
 			const limited = await makeTestApp({
 				env: { API_KEYS: API_KEY, ISSUE_AUTH: 'api-key', RATE_LIMIT_ISSUE: '1/min' },
@@ -365,6 +409,36 @@ describe('pure helpers', () => {
 			timeoutMs: 500,
 		})
 		expect(() => parseCommandLine(['list', ''], {})).toThrow(UsageError)
+	})
+
+	test('requestFor: each command’s route through the typed client, every path segment encoded', () => {
+		const request = (...argv: string[]) => {
+			const inv = parseCommandLine(argv, {})
+			if (inv === 'help') throw new Error('unexpected help')
+			return requestFor(inv)
+		}
+		expect(request('issue', 'u', 'a.mp4', '--max-uses', '2', '--ttl', '60')).toEqual({
+			method: 'GET',
+			path: '/api/get-download-token/u/a.mp4?ttl=60&max_uses=2',
+		})
+		expect(request('list', 'u@x')).toEqual({ method: 'GET', path: '/api/users/u%40x/tokens' })
+		expect(request('revoke', 'u', 'j1')).toEqual({ method: 'DELETE', path: '/api/users/u/tokens/j1' })
+		expect(request('revoke-all', 'u')).toEqual({ method: 'DELETE', path: '/api/users/u/tokens' })
+		expect(request('revoke-file', 'u', '#1 100%.mp4')).toEqual({
+			method: 'DELETE',
+			path: '/api/users/u/files/%231%20100%25.mp4/tokens',
+		})
+	})
+
+	test('formatSize: exact bytes, with a readable size past 1 KiB', () => {
+		expect([0, 1023, 1024, 73_400_320, 5 * 1024 ** 4, null].map(formatSize)).toEqual([
+			'0 bytes',
+			'1023 bytes',
+			'1024 bytes (1.0 KiB)',
+			'73400320 bytes (70.0 MiB)',
+			'5497558138880 bytes (5.0 TiB)',
+			'-',
+		])
 	})
 
 	test('exitCodeFor maps statuses to the documented codes', () => {

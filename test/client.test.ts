@@ -166,7 +166,7 @@ afterAll(async () => {
 })
 
 /** A fresh token for `v.mp4` through the typed client (what an app's getFreshToken does). */
-async function freshToken(query: { ttl?: string; max_uses?: string } = {}): Promise<string> {
+async function freshToken(query: { ttl?: number; max_uses?: number } = {}): Promise<string> {
 	const { data, error } = await client.api['get-download-token']({ user_id: USER })({ filename: 'v.mp4' }).get({
 		query,
 	})
@@ -178,7 +178,7 @@ describe('createClient (Eden treaty)', () => {
 	test('issues a token with typed data', async () => {
 		const { data, error, status } = await client.api['get-download-token']({ user_id: USER })({
 			filename: 'v.mp4',
-		}).get({ query: { ttl: '60', max_uses: '2' } })
+		}).get({ query: { ttl: 60, max_uses: 2 } })
 		expect(error).toBeNull()
 		expect(status).toBe(200)
 		if (!data) throw new Error('no data')
@@ -197,7 +197,7 @@ describe('createClient (Eden treaty)', () => {
 		expect(missing.error?.value).toEqual({ error: 'file_not_found', message: expect.any(String) })
 
 		const badTtl = await client.api['get-download-token']({ user_id: USER })({ filename: 'v.mp4' }).get({
-			query: { ttl: 'soon' },
+			query: { ttl: 0 }, // below the minimum: the typed query only takes numbers
 		})
 		expect(badTtl.error?.status).toBe(400)
 		expect(badTtl.error?.value).toMatchObject({ error: 'invalid_request' })
@@ -210,7 +210,7 @@ describe('createClient (Eden treaty)', () => {
 
 	test('lists a user’s tokens and revokes one; the revoked token no longer downloads', async () => {
 		const { data: issued } = await client.api['get-download-token']({ user_id: USER })({ filename: 'v.mp4' }).get({
-			query: { max_uses: '1' },
+			query: { max_uses: 1 },
 		})
 		if (!issued) throw new Error('no token')
 
@@ -297,6 +297,57 @@ describe('downloadToFile', () => {
 		expect(err).toMatchObject({ status: 401, code: 'token_used_up' })
 	})
 
+	test('a budgeted 20 MiB download given its size shows progress from the first byte, with no HEAD', async () => {
+		const { token, download_url } = await app.issue(USER, 'v.mp4', '?max_uses=1')
+		const seen: { method: string; contentLength: string | null }[] = []
+		const recording: FetchLike = async (input, init) => {
+			const res = await fetch(input, init)
+			seen.push({ method: init?.method ?? 'GET', contentLength: res.headers.get('content-length') })
+			return res
+		}
+		const progress: DownloadProgress[] = []
+		const out = dest()
+		const result = await downloadToFile({
+			url: download_url,
+			token,
+			size: video.byteLength,
+			dest: out,
+			fetch: recording,
+			onProgress: (p) => progress.push(p),
+		})
+		// One GET, answered chunked (no Content-Length): only the given size told the total.
+		expect(seen).toEqual([{ method: 'GET', contentLength: null }])
+		expect(result).toMatchObject({ bytes: video.byteLength, resumed: 0, tokensUsed: 1 })
+		expect(await fileHash(out)).toBe(videoHash)
+		expect(progress[0]).toEqual({ received: 0, total: video.byteLength })
+		expect(progress.length).toBeGreaterThan(2)
+		for (let i = 1; i < progress.length; i++)
+			expect(progress[i]?.received ?? 0).toBeGreaterThan(progress[i - 1]?.received ?? 0)
+		expect(progress.every((p) => p.total === video.byteLength)).toBe(true)
+		expect(progress.at(-1)).toEqual({ received: video.byteLength, total: video.byteLength })
+	})
+
+	test('the issued token passed as is: its size spares the HEAD', async () => {
+		const { data, error } = await client.api['get-download-token']({ user_id: USER })({ filename: 'v.mp4' }).get({
+			query: { max_uses: 1 },
+		})
+		if (error) throw new Error(`could not issue: ${error.status}`)
+		expect(data.size).toBe(video.byteLength)
+		const recorded = scriptedFetch([])
+		const progress: DownloadProgress[] = []
+		const out = dest()
+		const result = await downloadToFile({
+			issued: data,
+			dest: out,
+			fetch: recorded.fetch,
+			onProgress: (p) => progress.push(p),
+		})
+		expect(recorded.seen.map((r) => [r.method, r.authorization])).toEqual([['GET', `Bearer ${data.token}`]])
+		expect(result.bytes).toBe(video.byteLength)
+		expect(await fileHash(out)).toBe(videoHash)
+		expect(progress.every((p) => p.total === video.byteLength)).toBe(true)
+	})
+
 	test('a connection cut halfway resumes with Range + If-Range on the same unlimited token', async () => {
 		const { token, download_url } = await app.issue(USER, 'v.mp4')
 		const cutter = cuttingFetch(Math.floor(video.byteLength / 2))
@@ -323,7 +374,7 @@ describe('downloadToFile', () => {
 			fetch: cutter.fetch,
 			getFreshToken: () => {
 				fresh += 1
-				return freshToken({ max_uses: '1' })
+				return freshToken({ max_uses: 1 })
 			},
 		})
 		expect(await fileHash(out)).toBe(videoHash)
@@ -347,7 +398,7 @@ describe('downloadToFile', () => {
 			dest: out,
 			fetch: cutter.fetch,
 			getFreshToken: async () => {
-				const t = await freshToken({ max_uses: '1' })
+				const t = await freshToken({ max_uses: 1 })
 				freshTokens.push(t)
 				return t
 			},

@@ -1,22 +1,65 @@
 import { type FileHandle, open } from 'node:fs/promises'
-import type { ErrorCode } from '../errors'
+import { DownloadError, errorFromResponse } from './download-error'
+import { retryAfterMs } from './http-headers'
+import { type DownloadState, discarded, planRequest, progressOf, startState, validSizeHint } from './plan'
+import { type BodyAnswer, type FetchLike, headSize, readAnswer, requestHeaders, send } from './request'
+import {
+	afterRefusal,
+	type BodyVerdict,
+	completed,
+	createTokenKeeper,
+	enterBody,
+	judgeBody,
+	type TokenKeeper,
+	withHeadSize,
+	withoutOutgrownHint,
+} from './resume'
+import { createRetries, type Retries } from './retry'
 
-/** The subset of `fetch` the downloader uses; inject one to add proxies, logging or faults. */
-export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+export type { ClientErrorCode, DownloadErrorCode } from './download-error'
+export { DownloadError } from './download-error'
+export type { FetchLike } from './request'
 
 /** Progress of a download: bytes on disk so far, and the file's size once known. */
 export interface DownloadProgress {
 	readonly received: number
-	/** From `Content-Length`, the `Content-Range` total or a `HEAD`; null while unknown. */
+	/** From the caller's `size`, `Content-Length`, the `Content-Range` total or a `HEAD`; null while unknown. */
 	readonly total: number | null
 }
 
-/** What `downloadToFile` needs. */
-export interface DownloadOptions {
-	/** The download URL, e.g. the `download_url` of a token answer. */
-	readonly url: string | URL
-	/** The download token, sent as `Authorization: Bearer <token>`. */
+/** A token answer of the service (SPEC §3.1), or the parts of it a download needs. */
+export interface IssuedDownload {
 	readonly token: string
+	readonly download_url: string
+	/** The file's bytes at issuance (services before `size` was added do not send it). */
+	readonly size?: number | null
+}
+
+/** What to download: a URL and token (and the size if known), or a whole token answer. */
+export type DownloadTarget =
+	| {
+			/** The download URL, e.g. the `download_url` of a token answer. */
+			readonly url: string | URL
+			/** The download token, sent as `Authorization: Bearer <token>`. */
+			readonly token: string
+			/**
+			 * The file's size if known (the token answer's `size`): progress then has a
+			 * total from the first byte, and no `HEAD` is needed when the body comes
+			 * without a length (budgeted bodies are chunked). Ignored unless a whole number.
+			 */
+			readonly size?: number | null
+			readonly issued?: never
+	  }
+	| {
+			/** A token answer (`token`, `download_url` and, from current services, `size`), passed as is. */
+			readonly issued: IssuedDownload
+			readonly url?: never
+			readonly token?: never
+			readonly size?: never
+	  }
+
+/** How `downloadToFile` behaves, whatever it downloads. */
+export interface DownloadSettings {
 	/** Where to write the file; created or truncated. */
 	readonly dest: string
 	/** Called after every chunk written (and with 0 when a changed file restarts the download). */
@@ -41,6 +84,9 @@ export interface DownloadOptions {
 	readonly signal?: AbortSignal
 }
 
+/** What `downloadToFile` needs. */
+export type DownloadOptions = DownloadTarget & DownloadSettings
+
 /** What a finished download did. */
 export interface DownloadResult {
 	/** Bytes in `dest`, i.e. the file's size. */
@@ -53,114 +99,15 @@ export interface DownloadResult {
 	readonly etag: string | null
 }
 
-/** Failures detected by the client itself rather than answered by the service. */
-export type ClientErrorCode =
-	/** Every attempt failed (network error, 429, 502, 503, 504 without a service code). */
-	| 'network_error'
-	/** A 206 did not start where the download stands. */
-	| 'range_mismatch'
-	/** A 206 carried another ETag than the bytes already on disk. */
-	| 'validator_mismatch'
-	/** More bytes arrived than announced. */
-	| 'length_mismatch'
-	/** A status or body the service does not send. */
-	| 'unexpected_response'
-
-/** A service error code (SPEC §3), a client-side one, or a code this client does not know yet. */
-export type DownloadErrorCode = ErrorCode | ClientErrorCode | (string & {})
-
-/** Why a download failed: the service's `{ error, message }` with its status, or a client-side code. */
-export class DownloadError extends Error {
-	override readonly name = 'DownloadError'
-
-	constructor(
-		/** Stable machine-readable code, e.g. `token_used_up`, `file_not_found`, `network_error`. */
-		readonly code: DownloadErrorCode,
-		/** The HTTP status that carried the error; null when no response did. */
-		readonly status: number | null,
-		message: string,
-		options?: { cause?: unknown },
-	) {
-		super(message, options)
-	}
-}
-
-const MAX_BACKOFF_MS = 30_000
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504])
-const REFRESHABLE_CODES = new Set(['token_used_up', 'token_expired'])
-
-function nonNegativeInt(raw: string | null): number | null {
-	if (raw === null || !/^\d{1,15}$/.test(raw.trim())) return null
-	return Number(raw.trim())
-}
-
-/** `bytes <start>-<end>/<size|*>` → numbers, or null when malformed. */
-function parseContentRange(raw: string | null): { start: number; end: number; size: number | null } | null {
-	const m = raw === null ? null : /^\s*bytes\s+(\d{1,15})-(\d{1,15})\/(\d{1,15}|\*)\s*$/i.exec(raw)
-	if (!m) return null
-	const start = Number(m[1])
-	const end = Number(m[2])
-	const size = m[3] === '*' ? null : Number(m[3])
-	if (end < start || (size !== null && end >= size)) return null
-	return { start, end, size }
-}
-
-/** The file size a 416 names in its `Content-Range` (unsatisfied-range form), or null. */
-function unsatisfiedSize(raw: string | null): number | null {
-	const m = raw === null ? null : /^\s*bytes\s+\*\/(\d{1,15})\s*$/i.exec(raw)
-	return m ? Number(m[1]) : null
-}
-
-/** Milliseconds a `Retry-After` (seconds or HTTP-date) asks for, or null. */
-function retryAfterMs(raw: string | null, now = Date.now()): number | null {
-	if (raw === null) return null
-	const seconds = nonNegativeInt(raw)
-	if (seconds !== null) return seconds * 1000
-	const date = Date.parse(raw)
-	return Number.isNaN(date) ? null : Math.max(0, date - now)
-}
-
-/** A strong ETag is usable in `If-Range`; a weak one is not (RFC 9110 §13.1.5). */
-function strongEtag(raw: string | null): string | null {
-	return raw?.startsWith('"') ? raw : null
-}
-
-/** Turns an error answer into a `DownloadError`, keeping the service's `{ error, message }`. */
-async function failureOf(response: Response): Promise<DownloadError> {
-	const text = await response.text().catch(() => '')
-	try {
-		const body: unknown = JSON.parse(text)
-		if (typeof body === 'object' && body !== null && 'error' in body && typeof body.error === 'string') {
-			const message = 'message' in body && typeof body.message === 'string' ? body.message : body.error
-			return new DownloadError(body.error, response.status, message)
-		}
-	} catch {
-		// not JSON: fall through
-	}
-	return new DownloadError('unexpected_response', response.status, `HTTP ${response.status}: ${text.slice(0, 200)}`)
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-	return new Promise((resolve, reject) => {
-		if (signal?.aborted) return reject(signal.reason)
-		const onAbort = () => {
-			clearTimeout(timer)
-			reject(signal?.reason)
-		}
-		const timer = setTimeout(() => {
-			signal?.removeEventListener('abort', onAbort)
-			resolve()
-		}, ms)
-		signal?.addEventListener('abort', onAbort, { once: true })
-	})
-}
-
-async function writeAll(file: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-	let done = 0
-	while (done < chunk.byteLength) {
-		const { bytesWritten } = await file.write(chunk, done, chunk.byteLength - done, position + done)
-		done += bytesWritten
-	}
+/** What every step of one download shares. */
+interface Download {
+	readonly url: string | URL
+	readonly fetch: FetchLike
+	readonly signal: AbortSignal | undefined
+	readonly file: FileHandle
+	readonly tokens: TokenKeeper
+	readonly retries: Retries
+	readonly report: (state: DownloadState) => void
 }
 
 /**
@@ -174,201 +121,199 @@ async function writeAll(file: FileHandle, chunk: Uint8Array, position: number): 
  * from zero. `token_used_up` / `token_expired` ask `getFreshToken` for a new
  * token; other 4xx throw at once; 429/502/503/504 and network errors are
  * retried up to `maxAttempts` times in a row. When a 200 has no length
- * (budgeted bodies are sent chunked), a free `HEAD` learns the size.
+ * (budgeted bodies are sent chunked) and no `size` was given, a free `HEAD`
+ * learns the size.
  *
  * On failure it throws `DownloadError` (or the signal's reason when aborted)
  * and leaves the partial file in place.
  */
 export async function downloadToFile(options: DownloadOptions): Promise<DownloadResult> {
-	const doFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init))
-	const maxAttempts = Math.max(1, options.maxAttempts ?? 5)
-	const retryDelayMs = Math.max(0, options.retryDelayMs ?? 250)
-	const { signal, url } = options
+	const { url, token, sizeHint } = targetOf(options)
+	const { signal } = options
 	signal?.throwIfAborted()
-
-	let token = options.token
-	let tokensUsed = 1
-	let freshTokenUnproven = false // a token from getFreshToken that has not delivered a byte yet
-	let received = 0
-	let total: number | null = null
-	let etag: string | null = null
-	let lastModified: string | null = null
-	let resumed = 0
-	let failures = 0
-	let reported: DownloadProgress | null = null
-
-	const report = () => {
-		if (reported?.received === received && reported.total === total) return
-		reported = { received, total }
-		options.onProgress?.(reported)
-	}
-
-	/** Counts a failed attempt and waits before the next, or throws when attempts are spent. */
-	const failed = async (error: DownloadError, retryAfter: number | null = null) => {
-		failures += 1
-		if (failures >= maxAttempts) throw error
-		await sleep(retryAfter ?? Math.min(MAX_BACKOFF_MS, retryDelayMs * 2 ** (failures - 1)), signal)
-	}
-
-	/** The size from a free HEAD, when the GET did not say (chunked budgeted bodies). */
-	const headLength = (validator: string | null): Promise<number | null> =>
-		doFetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${token}` }, signal }).then(
-			(res) => {
-				if (!res.ok) return null
-				const sameFile = validator === null || res.headers.get('etag') === validator
-				return sameFile ? nonNegativeInt(res.headers.get('content-length')) : null
-			},
-			() => null,
-		)
+	let state = startState(sizeHint)
 
 	const file = await open(options.dest, 'w')
+	const d: Download = {
+		url,
+		fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+		signal,
+		file,
+		tokens: createTokenKeeper(token, options.getFreshToken),
+		retries: createRetries({
+			maxAttempts: options.maxAttempts ?? 5,
+			baseDelayMs: options.retryDelayMs ?? 250,
+			signal,
+		}),
+		report: progressReporter(options.onProgress),
+	}
 	try {
-		for (;;) {
-			const headers = new Headers({ authorization: `Bearer ${token}` })
-			const validator = etag ?? lastModified
-			if (received > 0 && validator === null) {
-				// Nothing proves the file is unchanged: a Range could splice two versions.
-				await file.truncate(0)
-				received = 0
-				report()
-			}
-			if (received > 0 && validator !== null) {
-				headers.set('range', `bytes=${received}-`)
-				headers.set('if-range', validator)
-			}
-
-			let response: Response
-			try {
-				response = await doFetch(url, { headers, signal })
-			} catch (err) {
-				if (signal?.aborted) throw signal.reason
-				await failed(new DownloadError('network_error', null, `request failed: ${String(err)}`, { cause: err }))
-				continue
-			}
-
-			// Where this body should end (exclusive), when the answer says.
-			let expectedEnd: number | null
-			let lengthFromHead: Promise<number | null> | null = null
-			if (response.status === 200) {
-				if (received > 0) {
-					// If-Range failed: the file changed since the first bytes, start over.
-					await file.truncate(0)
-					received = 0
-				}
-				etag = strongEtag(response.headers.get('etag'))
-				lastModified = response.headers.get('last-modified')
-				expectedEnd = nonNegativeInt(response.headers.get('content-length'))
-				total = expectedEnd
-				if (total === null) lengthFromHead = headLength(etag)
-				report()
-			} else if (response.status === 206) {
-				const range = parseContentRange(response.headers.get('content-range'))
-				const answerEtag = strongEtag(response.headers.get('etag'))
-				if (range === null || range.start !== received) {
-					await response.body?.cancel().catch(() => {})
-					throw new DownloadError(
-						'range_mismatch',
-						206,
-						`asked for bytes from ${received}, got Content-Range ${response.headers.get('content-range')}`,
-					)
-				}
-				if (etag !== null && answerEtag !== null && answerEtag !== etag) {
-					await response.body?.cancel().catch(() => {})
-					throw new DownloadError('validator_mismatch', 206, `a 206 for ${answerEtag} continued ${etag}`)
-				}
-				etag ??= answerEtag
-				total = range.size ?? total
-				expectedEnd = range.end + 1
-				if (received > 0) resumed += 1
-				report()
-			} else if (response.status === 416 && received > 0) {
-				const size = unsatisfiedSize(response.headers.get('content-range'))
-				if (size === received) {
-					// Everything had arrived; only the end of the last answer was lost.
-					await response.body?.cancel().catch(() => {})
-					total = size
-					break
-				}
-				throw await failureOf(response)
-			} else {
-				const failure = await failureOf(response)
-				if (
-					response.status === 401 &&
-					REFRESHABLE_CODES.has(failure.code) &&
-					options.getFreshToken &&
-					!freshTokenUnproven
-				) {
-					token = await options.getFreshToken()
-					tokensUsed += 1
-					freshTokenUnproven = true
-					continue
-				}
-				if (RETRYABLE_STATUS.has(response.status)) {
-					await failed(failure, retryAfterMs(response.headers.get('retry-after')))
-					continue
-				}
-				throw failure
-			}
-
-			// Stream the body to disk, chunk by chunk.
-			const before = received
-			let broken: unknown = null
-			const reader = response.body?.getReader()
-			if (reader) {
-				for (;;) {
-					let chunk: Awaited<ReturnType<typeof reader.read>>
-					try {
-						chunk = await reader.read()
-					} catch (err) {
-						if (signal?.aborted) throw signal.reason
-						broken = err
-						break
-					}
-					if (chunk.done) break
-					const bytes = chunk.value
-					if (expectedEnd !== null && received + bytes.byteLength > expectedEnd) {
-						await reader.cancel().catch(() => {})
-						throw new DownloadError(
-							'length_mismatch',
-							response.status,
-							`more bytes than announced (${expectedEnd - before} from ${before})`,
-						)
-					}
-					await writeAll(file, bytes, received)
-					received += bytes.byteLength
-					report()
-					signal?.throwIfAborted()
-				}
-				reader.releaseLock()
-			}
-			if (lengthFromHead) {
-				total ??= await lengthFromHead
-				expectedEnd ??= total
-				report()
-			}
-			if (received > before) {
-				failures = 0
-				freshTokenUnproven = false
-			}
-			if (total !== null && received > total)
-				throw new DownloadError('length_mismatch', response.status, `received ${received} of a ${total}-byte file`)
-
-			const short = expectedEnd !== null && received < expectedEnd
-			if (broken !== null || short) {
-				// The connection dropped: resume at once if it made progress, else back off.
-				if (received === before) {
-					const why = broken === null ? 'the body ended early' : `the body failed: ${String(broken)}`
-					await failed(new DownloadError('network_error', null, why, { cause: broken }))
-				}
-				continue
-			}
-			// A range shorter than asked for: ask for the rest.
-			if (total !== null && received < total) continue
-			break
-		}
+		for (let done = false; !done; ) ({ state, done } = await attempt(d, state))
 	} finally {
 		await file.close()
 	}
-	report()
-	return { bytes: received, resumed, tokensUsed, etag }
+	d.report(state)
+	return { bytes: state.received, resumed: state.resumed, tokensUsed: d.tokens.used, etag: state.etag }
+}
+
+/**
+ * One GET and what follows from it: plan where it starts, send it, then write
+ * its body and judge the cut (resume), or act on a refusal (fresh token,
+ * retry). Returns the new state and whether the file is complete.
+ */
+async function attempt(d: Download, state: DownloadState): Promise<{ state: DownloadState; done: boolean }> {
+	// 1. plan: the whole file, or the rest of it after what is on disk.
+	const plan = planRequest(state)
+	if (plan.kind === 'whole' && plan.discard) {
+		await d.file.truncate(0)
+		state = discarded(state)
+		d.report(state)
+	}
+
+	// 2. request
+	const headers = requestHeaders(d.tokens.current, plan)
+	const response = await send(d.fetch, d.url, { headers, signal: d.signal })
+	if (response instanceof DownloadError) {
+		await d.retries.failed(response)
+		return { state, done: false }
+	}
+	const answer = readAnswer(response.status, response.headers, state)
+	switch (answer.kind) {
+		case 'mismatch':
+			await response.body?.cancel().catch(() => {})
+			throw answer.error
+		case 'complete':
+			await response.body?.cancel().catch(() => {})
+			return { state: completed(state, answer.size), done: true }
+		case 'refused':
+			await handleRefusal(d, response)
+			return { state, done: false }
+	}
+
+	// 3. resume: write the body, then judge how it stopped.
+	const received = await receiveBody(d, state, response, answer)
+	const { verdict } = received
+	if (verdict.next === 'fail') throw verdict.error
+	// 4. retry: a cut that delivered nothing waits before the next attempt; one that delivered resumes at once.
+	if (verdict.next === 'retry') await d.retries.failed(verdict.error)
+	return { state: received.state, done: verdict.next === 'done' }
+}
+
+function targetOf(options: DownloadTarget): { url: string | URL; token: string; sizeHint: number | null } {
+	if (options.issued !== undefined) {
+		const { issued } = options
+		return { url: issued.download_url, token: issued.token, sizeHint: validSizeHint(issued.size) }
+	}
+	return { url: options.url, token: options.token, sizeHint: validSizeHint(options.size) }
+}
+
+/** Reports progress when it changed. */
+function progressReporter(onProgress: ((progress: DownloadProgress) => void) | undefined) {
+	let last: DownloadProgress | null = null
+	return (state: DownloadState): void => {
+		const next = progressOf(state)
+		if (last?.received === next.received && last.total === next.total) return
+		last = next
+		onProgress?.(next)
+	}
+}
+
+/** An error answer: swaps a used-up or expired token for a fresh one (3. resume), waits to retry (4.), or throws. */
+async function handleRefusal(d: Download, response: Response): Promise<void> {
+	const error = await errorFromResponse(response)
+	switch (afterRefusal(error, d.tokens.canRefresh)) {
+		case 'refresh':
+			return d.tokens.refresh()
+		case 'retry':
+			return d.retries.failed(error, retryAfterMs(response.headers.get('retry-after')))
+		case 'fail':
+			throw error
+	}
+}
+
+/** Writes one 200/206 body to disk and judges how it stopped. */
+async function receiveBody(
+	d: Download,
+	state: DownloadState,
+	response: Response,
+	answer: BodyAnswer,
+): Promise<{ state: DownloadState; verdict: BodyVerdict }> {
+	// A 200 to a resume: If-Range failed, the file changed since the first bytes; start over.
+	if (answer.status === 200 && state.received > 0) await d.file.truncate(0)
+	let now = enterBody(state, answer)
+	d.report(now)
+	// Budgeted bodies come chunked, without a length: unless the caller said, a free HEAD tells the size.
+	const askHead = () => headSize(d.fetch, d.url, { token: d.tokens.current, validator: now.etag, signal: d.signal })
+	const early = answer.status === 200 && now.size === null ? askHead() : null
+
+	const before = now.received
+	const written = await streamBody(d, response, {
+		from: before,
+		end: answer.end,
+		onWritten: (received) => d.report({ ...now, received }),
+	})
+	now = withoutOutgrownHint({ ...now, received: written.received })
+	// A hint the body outgrew was about an older file: ask, as if none had been given.
+	const head = early ?? (answer.status === 200 && now.size === null ? askHead() : null)
+	if (head) {
+		now = withHeadSize(now, await head)
+		d.report(now)
+	}
+	if (now.received > before) {
+		d.retries.succeeded()
+		d.tokens.proven()
+	}
+	return {
+		state: now,
+		verdict: judgeBody(now, { status: answer.status, before, end: answer.end, broken: written.broken }),
+	}
+}
+
+/**
+ * Streams a body to disk from `from`, chunk by chunk. A read error is returned
+ * as `broken` (a cut to resume); more bytes than `end` throw `length_mismatch`.
+ */
+async function streamBody(
+	d: Download,
+	response: Response,
+	body: { from: number; end: number | null; onWritten: (received: number) => void },
+): Promise<{ received: number; broken: { reason: unknown } | null }> {
+	const { from, end } = body
+	let received = from
+	const reader = response.body?.getReader()
+	if (!reader) return { received, broken: null }
+	for (;;) {
+		let chunk: Awaited<ReturnType<typeof reader.read>>
+		try {
+			chunk = await reader.read()
+		} catch (reason) {
+			if (d.signal?.aborted) throw d.signal.reason
+			reader.releaseLock()
+			return { received, broken: { reason } }
+		}
+		if (chunk.done) break
+		const bytes = chunk.value
+		if (end !== null && received + bytes.byteLength > end) {
+			await reader.cancel().catch(() => {})
+			throw new DownloadError(
+				'length_mismatch',
+				response.status,
+				`more bytes than announced (${end - from} from ${from})`,
+			)
+		}
+		await writeAll(d.file, bytes, received)
+		received += bytes.byteLength
+		body.onWritten(received)
+		d.signal?.throwIfAborted()
+	}
+	reader.releaseLock()
+	return { received, broken: null }
+}
+
+async function writeAll(file: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
+	let done = 0
+	while (done < chunk.byteLength) {
+		const { bytesWritten } = await file.write(chunk, done, chunk.byteLength - done, position + done)
+		done += bytesWritten
+	}
 }
