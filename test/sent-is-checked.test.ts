@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { readdirSync, readlinkSync } from 'node:fs'
+import { bearer, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp } from './helpers'
+
+// Zero-copy bodies are Bun.file('/proc/self/fd/N') on the descriptor opened at
+// the check; that descriptor is closed one macrotask later, once Bun has opened
+// its own. Were it closed before, N could be reused by another request's open
+// and Bun would send that file instead. Under heavy concurrency over many
+// distinct files, every body must be its own file's, and no descriptor into
+// storage may stay open.
+
+const FILES = 40
+const ROUNDS = 6
+
+/** How many of this process's descriptors point into `dir`. */
+function openInto(dir: string): number {
+	let n = 0
+	for (const fd of readdirSync('/proc/self/fd')) {
+		try {
+			if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) n++
+		} catch {}
+	}
+	return n
+}
+
+describe('what was checked is what is sent', () => {
+	let t: TestApp
+	const digests = new Map<string, string>()
+	const tokens = new Map<string, string>()
+
+	beforeAll(async () => {
+		t = await makeTestApp({ store: 'memory' })
+		for (let i = 0; i < FILES; i++) {
+			// Sizes straddle the 64 KiB single-read limit so both body kinds run.
+			const name = `f${i}.mp4`
+			const bytes = await t.putFile('u', name, randomBytesOf(1000 + i * 3001))
+			digests.set(name, sha256(bytes))
+			tokens.set(name, (await t.issue('u', name, i % 3 === 0 ? '?max_uses=1000' : '')).token)
+		}
+	})
+	afterAll(() => t.close())
+
+	test(`${FILES} files × ${ROUNDS} rounds in parallel: every body is its own file's, nothing stays open`, async () => {
+		const before = openInto(t.storageDir)
+		for (let round = 0; round < ROUNDS; round++) {
+			const results = await Promise.all(
+				[...tokens].map(async ([name, token]) => {
+					const res = await t.request(downloadPath('u', name), { headers: bearer(token) })
+					return { name, status: res.status, digest: sha256(new Uint8Array(await res.arrayBuffer())) }
+				}),
+			)
+			for (const r of results) {
+				expect(r.status).toBe(200)
+				expect(r.digest).toBe(digests.get(r.name) ?? '')
+			}
+		}
+		await Bun.sleep(50)
+		expect(openInto(t.storageDir)).toBe(before)
+	})
+
+	test('HEAD, 304, 416, refusals and aborted bodies leave no descriptor open', async () => {
+		const before = openInto(t.storageDir)
+		const [name, token] = [...tokens][FILES - 1] ?? ['', '']
+		const path = downloadPath('u', name)
+		const etag = (await t.request(path, { method: 'HEAD', headers: bearer(token) })).headers.get('etag') ?? ''
+		const answers = await Promise.all([
+			t.request(path, { method: 'HEAD', headers: bearer(token) }),
+			t.request(path, { headers: { ...bearer(token), 'If-None-Match': etag } }),
+			t.request(path, { headers: { ...bearer(token), Range: 'bytes=999999999-' } }),
+			t.request(path, { headers: bearer('not.a.token') }),
+			t.request(downloadPath('u', 'f0.mp4'), { headers: bearer(token) }),
+		])
+		expect(answers.map((r) => r.status)).toEqual([200, 304, 416, 401, 403])
+		for (const r of answers) await r.arrayBuffer()
+		for (let i = 0; i < 20; i++) {
+			const aborter = new AbortController()
+			const res = await t.request(path, { headers: bearer(token), signal: aborter.signal })
+			await res.body?.getReader().read()
+			aborter.abort()
+		}
+		await Bun.sleep(100)
+		expect(openInto(t.storageDir)).toBe(before)
+	})
+})
