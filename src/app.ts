@@ -65,27 +65,27 @@ export function createApp(deps: Deps) {
 		name: 'download-gate',
 		serve: { development: false, error: lastResort, maxRequestBodySize: MAX_REQUEST_BODY_BYTES },
 	})
-		.onRequest(({ request, set }) => {
-			set.headers['x-request-id'] = telemetry.record(request).id
+		.onRequest(({ request, set, server }) => {
+			const rec = telemetry.record(request)
+			set.headers['x-request-id'] = rec.id
+			// Known only while the connection is open: taken now for the access line.
+			rec.ip = clientIp(request, server, config.trustProxy)
 		})
 		.onError(async ({ error, code, set, request, route, server }) => {
 			let err = toAppError(error, code)
 			logFailure(err, request)
-			if (route === DOWNLOAD_PATH) {
-				const rec = telemetry.record(request)
-				rec.ip = clientIp(request, server, config.trustProxy)
-				// Every refusal of a download counts toward the per-IP limit, malformed requests included.
-				err = await refusals.limit(err, rec.ip)
-			}
+			// Every refusal of a download counts toward the per-IP limit, malformed requests included.
+			if (route === DOWNLOAD_PATH)
+				err = await refusals.limit(err, telemetry.record(request).ip ?? clientIp(request, server, config.trustProxy))
 			telemetry.refused(request, err)
 			set.status = err.status
 			set.headers['content-type'] = 'application/json; charset=utf-8'
 			Object.assign(set.headers, err.headers)
 			return err.toJSON()
 		})
-		.onAfterResponse(({ request, route, set }) => {
+		.onAfterResponse(({ request, route, set, params }) => {
 			const status = typeof set.status === 'number' ? set.status : 200
-			telemetry.finish(request, route || 'unmatched', request.method, status)
+			telemetry.finish(request, route || 'unmatched', status, params ?? {})
 		})
 		.use(corsModule(config.corsOrigins))
 		.use(docsModule({ enabled: config.swaggerEnabled, publicBaseUrl: config.publicBaseUrl }))

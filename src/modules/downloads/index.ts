@@ -17,11 +17,11 @@ export interface DownloadsModuleDeps {
 /** The route pattern of downloads; refusals on it count toward `RATE_LIMIT_DENIED`. */
 export const DOWNLOAD_PATH = '/api/download/:user_id/:filename'
 
-function resultOf(status: number, end: BodyEnd): DownloadResult {
+function resultOf(end: BodyEnd): DownloadResult {
 	if (!end.complete) return 'broken'
-	if (status === 206) return 'partial'
-	if (status === 304) return 'not_modified'
-	if (status === 416) return 'range_not_satisfiable'
+	if (end.status === 206) return 'partial'
+	if (end.status === 304) return 'not_modified'
+	if (end.status === 416) return 'range_not_satisfiable'
 	return 'full'
 }
 
@@ -57,15 +57,13 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 		})
 		rec.jti = plan.claims.jti
 		rec.budgeted = plan.budgeted
-		let status = 0
 		const response = downloadResponse(plan, method, request.signal, (end) => {
 			void downloads.settle(plan, end.written, end.complete).then((returned) => {
 				if (returned > 0) telemetry.metrics.budgetBytesReturned.inc(returned)
 			})
-			if (method === 'GET') telemetry.downloadEnded(resultOf(status, end), plan.budgeted, end.written)
+			if (method === 'GET') telemetry.downloadEnded(resultOf(end), plan.budgeted, end.written)
 		})
-		status = response.status
-		rec.status = status
+		rec.status = response.status
 		rec.bytes = Number(response.headers.get('content-length') ?? 0)
 		return response
 	}

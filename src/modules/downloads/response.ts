@@ -6,6 +6,8 @@ import type { DownloadPlan } from './service'
 
 /** How a download response ended, for the settle step, logs and metrics. */
 export interface BodyEnd {
+	/** The response's status. */
+	readonly status: number
 	/** Bytes handed to the HTTP layer (for zero-copy bodies: the body's length, once handed over). */
 	readonly written: number
 	/** False when the client went away or the file ended early. */
@@ -32,7 +34,9 @@ function representationHeaders(plan: DownloadPlan): Record<string, string> {
  * `Bun.file` bodies reopen that very file through `/proc/self/fd`, counted
  * streams read its descriptor. No body exceeds the checked size. Budgeted
  * bodies are counted so a broken connection can give back what was never
- * written; `onEnd` reports how each body ended.
+ * written; `onEnd` reports how each response ended (at once when it has no
+ * body, when handed to the runtime for zero-copy bodies, at the last byte or
+ * the break for counted ones).
  */
 export function downloadResponse(
 	plan: DownloadPlan,
@@ -45,11 +49,13 @@ export function downloadResponse(
 
 	if (selection.kind === 'not-modified') {
 		file.close()
+		onEnd({ status: 304, written: 0, complete: true })
 		const { 'Content-Type': _t, 'Content-Disposition': _d, ...validators } = headers
 		return new Response(null, { status: 304, headers: validators })
 	}
 	if (selection.kind === 'unsatisfiable') {
 		file.close()
+		onEnd({ status: 416, written: 0, complete: true })
 		const body = JSON.stringify({
 			error: 'range_not_satisfiable',
 			message: `The requested range is outside the file (${file.size} bytes).`,
@@ -71,6 +77,7 @@ export function downloadResponse(
 	headers['Content-Length'] = String(end - start)
 	if (method === 'HEAD') {
 		file.close()
+		onEnd({ status, written: 0, complete: true })
 		return new Response(null, { status, headers })
 	}
 
@@ -87,13 +94,13 @@ export function downloadResponse(
 		// opens its own descriptor on the same inode while rendering, then ours goes.
 		const body = Bun.file(file.reopenPath).slice(start, end)
 		file.closeSoon()
-		onEnd({ written: end - start, complete: true })
+		onEnd({ status, written: end - start, complete: true })
 		return new Response(body, { status, headers })
 	}
 
 	const { stream, abort } = fileStream(file, start, end, (written, complete) => {
 		file.close()
-		onEnd({ written, complete })
+		onEnd({ status, written, complete })
 	})
 	signal.addEventListener('abort', abort, { once: true })
 	return new Response(stream, { status, headers })

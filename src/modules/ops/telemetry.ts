@@ -12,6 +12,7 @@ export interface RequestRecord {
 	userId?: string
 	filename?: string
 	jti?: string
+	/** The client's address, taken when the request arrived. */
 	ip?: string
 	/** The error code of a refusal. */
 	code?: string
@@ -29,8 +30,11 @@ export interface Telemetry {
 	refused(request: Request, error: AppError): void
 	/** Counts a download body that ended (or was answered without one). */
 	downloadEnded(result: DownloadResult, budgeted: boolean, bytes: number): void
-	/** Writes the access line and observes the request duration. `route` is the route pattern, never the raw path. */
-	finish(request: Request, route: string, method: string, status: number): void
+	/**
+	 * Writes the access line and observes the request duration. `route` is the
+	 * route pattern, never the raw path; `params` fill in the user and file when the handler did not.
+	 */
+	finish(request: Request, route: string, status: number, params: Readonly<Record<string, unknown>>): void
 }
 
 /** A caller's id is echoed only when it is this tame; otherwise one is generated. */
@@ -74,8 +78,11 @@ export function createTelemetry(deps: { log: Logger; metrics: Metrics; now?: () 
 			metrics.downloads.inc({ result, budgeted: b })
 			if (bytes > 0) metrics.bytesSent.inc({ budgeted: b }, bytes)
 		},
-		finish(request, route, method, status) {
+		finish(request, route, status, params) {
 			const rec = record(request)
+			const method = request.method
+			if (rec.userId === undefined && typeof params.user_id === 'string') rec.userId = params.user_id
+			if (rec.filename === undefined && typeof params.filename === 'string') rec.filename = params.filename
 			const finalStatus = rec.status ?? status
 			const durationMs = now() - rec.startedMs
 			metrics.requestDuration.observe({ route, method, status_class: statusClass(finalStatus) }, durationMs / 1000)
