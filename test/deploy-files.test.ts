@@ -1,303 +1,1048 @@
-import { describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { cp, mkdir, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, relative } from 'node:path'
 import { KNOWN_ENV_VARS } from '../src/config'
+import { createMetrics } from '../src/modules/ops/metrics'
+import { freePort } from './redis-server'
 
-// Proves the deployment files (Dockerfile, docker-compose.yml, .env.example)
-// agree with each other and only set variables the config accepts.
+// The deployment files, checked by the tools that read them: docker-compose
+// (Debian's v1, which validates a compose file without a Docker engine),
+// promtool, docker-py's .dockerignore matcher, redis-server and redis-cli.
+// A missing tool fails these tests: .ci/run installs every one of them.
 
-const root = new URL('../', import.meta.url)
+const ROOT = await realpath(join(import.meta.dir, '..'))
+const repoPath = (path: string): string => join(ROOT, path)
+const SPAWN_TIMEOUT_MS = 30_000
 
-async function readRepoFile(path: string): Promise<string> {
-	return Bun.file(new URL(path, root)).text()
+/** A test that spawns real tools: bun's default 5 s is short on a busy 2-core machine. */
+const toolTest = (name: string, fn: () => Promise<void>) => test(name, fn, 90_000)
+
+// ---- running the real tools ---------------------------------------------------
+
+interface RunResult {
+	readonly exitCode: number
+	readonly stdout: string
+	readonly stderr: string
 }
 
-// Variables set in our Dockerfile that the service itself does not read.
-// None today: the base image's own ENV (PATH, BUN_*) is not in our file.
-const DOCKERFILE_IMAGE_INTERNALS: readonly string[] = []
-
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
-type JsonObject = { [key: string]: Json }
-
-function isObject(value: unknown): value is JsonObject {
-	return typeof value === 'object' && value !== null && !Array.isArray(value)
+const INSTALL_HINT: Readonly<Record<string, string>> = {
+	'docker-compose': 'apt-get install docker-compose',
+	promtool: 'apt-get install prometheus',
+	'redis-server': 'apt-get install redis-server',
+	'redis-cli': 'apt-get install redis-tools',
+	'/usr/bin/python3': 'apt-get install python3-docker',
 }
 
-function objectAt(value: unknown, key: string): JsonObject {
-	if (!isObject(value)) throw new Error(`expected a mapping holding "${key}"`)
-	const child = value[key]
-	if (!isObject(child)) throw new Error(`"${key}" is not a mapping`)
-	return child
-}
-
-function stringList(value: Json | undefined): string[] {
-	if (value === undefined || value === null) return []
-	if (typeof value === 'string') return value.split(/\s+/).filter(Boolean)
-	if (Array.isArray(value)) return value.map((item) => String(item))
-	throw new Error('expected a string or a list')
-}
-
-// ---- Dockerfile -------------------------------------------------------------
-
-interface Instruction {
-	readonly keyword: string
-	readonly args: string
-	readonly stage: number
-}
-
-/** Splits a Dockerfile into instructions: comments dropped, `\` continuations joined, stages numbered by FROM. */
-function parseDockerfile(text: string): Instruction[] {
-	const instructions: Instruction[] = []
-	let stage = -1
-	let pending = ''
-	for (const raw of text.split('\n')) {
-		const line = raw.trim()
-		if (pending === '' && (line === '' || line.startsWith('#'))) continue
-		if (line.startsWith('#')) continue
-		if (line.endsWith('\\')) {
-			pending += `${line.slice(0, -1).trim()} `
-			continue
-		}
-		const full = (pending + line).trim()
-		pending = ''
-		if (full === '') continue
-		const match = /^(\S+)\s*(.*)$/.exec(full)
-		if (match === null) continue
-		const keyword = (match[1] ?? '').toUpperCase()
-		if (keyword === 'FROM') stage += 1
-		instructions.push({ keyword, args: match[2] ?? '', stage })
+/** The path of `tool`, or an error naming the package `.ci/run` installs it from. */
+function requireTool(tool: string): string {
+	const path = tool.startsWith('/') ? (Bun.file(tool).size > 0 ? tool : null) : Bun.which(tool)
+	if (path === null) {
+		throw new Error(`${tool} is not installed: .ci/run installs it (${INSTALL_HINT[tool] ?? tool})`)
 	}
-	return instructions
+	return path
 }
 
-/** ENV keys of `ENV A=1 B=2` and of the legacy `ENV A 1` form. */
-function dockerfileEnvKeys(args: string): string[] {
-	const trimmed = args.trim()
-	const first = /^([A-Za-z_][A-Za-z0-9_]*)(=|\s)/.exec(trimmed)
-	if (first === null) return []
-	if (first[2] !== '=') return [first[1] ?? '']
-	const keys: string[] = []
-	const pair = /([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|'[^']*'|\S*)/g
-	for (const m of trimmed.matchAll(pair)) keys.push(m[1] ?? '')
-	return keys
+/** Runs a command to completion (killed after SPAWN_TIMEOUT_MS) with exactly `env`. */
+async function run(argv: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+	const [tool, ...args] = argv
+	if (tool === undefined) throw new Error('empty command')
+	const proc = Bun.spawn([requireTool(tool), ...args], {
+		cwd: options.cwd ?? ROOT,
+		env: { PATH: Bun.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), ...options.env },
+		stdin: 'ignore',
+		stdout: 'pipe',
+		stderr: 'pipe',
+		timeout: SPAWN_TIMEOUT_MS,
+	})
+	const [stdout, stderr, exitCode] = await Promise.all([
+		new Response(proc.stdout).text(),
+		new Response(proc.stderr).text(),
+		proc.exited,
+	])
+	return { exitCode, stdout, stderr } satisfies RunResult
 }
 
-function envValue(instructions: Instruction[], key: string): string | undefined {
-	let value: string | undefined
-	for (const { keyword, args } of instructions) {
-		if (keyword !== 'ENV') continue
-		const m = new RegExp(`(?:^|\\s)${key}=("[^"]*"|\\S*)`).exec(args)
-		if (m?.[1] !== undefined) value = m[1].replace(/^"|"$/g, '')
+async function runOk(argv: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+	const result = await run(argv, options)
+	if (result.exitCode !== 0) {
+		throw new Error(`${argv.join(' ')} exited with ${result.exitCode}:\n${result.stdout}${result.stderr}`)
 	}
+	return result
+}
+
+// ---- reading parsed YAML / JSON without `any` ----------------------------------
+
+type Dict = { readonly [key: string]: unknown }
+
+const isDict = (value: unknown): value is Dict => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+function dict(value: unknown, where: string): Dict {
+	if (!isDict(value)) throw new Error(`${where}: expected a mapping, got ${JSON.stringify(value)}`)
 	return value
 }
 
-// ---- docker-compose ---------------------------------------------------------
+function list(value: unknown, where: string): readonly unknown[] {
+	if (!Array.isArray(value)) throw new Error(`${where}: expected a list, got ${JSON.stringify(value)}`)
+	return value
+}
 
-/** A service's `environment`, given as a map (`KEY: value`) or a list (`- KEY=value`); a bare `KEY` passes the host value through (undefined). */
-function composeEnvironment(environment: Json | undefined): Map<string, string | undefined> {
-	const env = new Map<string, string | undefined>()
-	if (environment === undefined || environment === null) return env
-	if (Array.isArray(environment)) {
-		for (const item of environment) {
-			if (typeof item !== 'string') throw new Error(`environment entry is not a string: ${JSON.stringify(item)}`)
-			const eq = item.indexOf('=')
-			if (eq === -1) env.set(item.trim(), undefined)
-			else env.set(item.slice(0, eq).trim(), item.slice(eq + 1))
-		}
-		return env
+function str(value: unknown, where: string): string {
+	if (typeof value === 'number') return String(value)
+	if (typeof value !== 'string') throw new Error(`${where}: expected a string, got ${JSON.stringify(value)}`)
+	return value
+}
+
+const strings = (value: unknown, where: string): string[] => list(value, where).map((v, i) => str(v, `${where}[${i}]`))
+
+async function readYaml(path: string): Promise<unknown> {
+	return Bun.YAML.parse(await Bun.file(repoPath(path)).text())
+}
+
+// ---- docker-compose config --------------------------------------------------------
+
+const PROFILES = ['monitoring', 'cluster', 'sentinel'] as const
+type Profile = (typeof PROFILES)[number]
+
+let scratch = ''
+beforeAll(async () => {
+	scratch = await mkdtemp(join(tmpdir(), 'deploy-files-'))
+})
+afterAll(async () => {
+	if (scratch !== '') await rm(scratch, { recursive: true, force: true })
+})
+
+interface ComposeRun extends RunResult {
+	readonly services: Readonly<Record<string, Dict>>
+}
+
+const composeRuns = new Map<string, Promise<ComposeRun>>()
+
+/**
+ * `docker-compose --profile <p> config` with `envText` as the only source of
+ * variables, parsed (run once per input); every profile when none is named.
+ * (Debian 12's v1 prints every service whatever the profiles; v2 only the
+ * enabled ones, hence "every profile" for the whole file.)
+ */
+function composeConfig(envText: string, profile?: Profile): Promise<ComposeRun> {
+	const key = `${profile ?? ''}\n${envText}`
+	let pending = composeRuns.get(key)
+	if (pending === undefined) {
+		pending = runComposeConfig(envText, profile)
+		composeRuns.set(key, pending)
 	}
-	if (isObject(environment)) {
-		for (const [key, value] of Object.entries(environment)) {
-			if (value === null) env.set(key, undefined)
-			else if (typeof value === 'object') throw new Error(`environment ${key} is not a scalar`)
-			else env.set(key, String(value))
-		}
-		return env
+	return pending
+}
+
+async function runComposeConfig(envText: string, profile?: Profile): Promise<ComposeRun> {
+	const envFile = join(scratch, `env-${Bun.hash(envText).toString(16)}`)
+	await writeFile(envFile, envText)
+	const profileArgs = (profile === undefined ? PROFILES : [profile]).flatMap((p) => ['--profile', p])
+	const argv = ['docker-compose', '-f', repoPath('docker-compose.yml'), '--env-file', envFile, ...profileArgs, 'config']
+	const result = await run(argv)
+	if (result.exitCode !== 0) return { ...result, services: {} }
+	const services = dict(dict(Bun.YAML.parse(result.stdout), 'config').services, 'services')
+	return { ...result, services: Object.fromEntries(Object.entries(services).map(([k, v]) => [k, dict(v, k)])) }
+}
+
+async function composeConfigOk(envText: string, profile?: Profile): Promise<Readonly<Record<string, Dict>>> {
+	const result = await composeConfig(envText, profile)
+	if (result.exitCode !== 0) throw new Error(`docker-compose config failed:\n${result.stderr}`)
+	return result.services
+}
+
+function service(services: Readonly<Record<string, Dict>>, name: string): Dict {
+	const found = services[name]
+	if (found === undefined) throw new Error(`no service "${name}" in ${Object.keys(services).join(', ')}`)
+	return found
+}
+
+/** A service's environment as docker-compose resolved it; null = not set in the container. */
+function environment(svc: Dict): Map<string, string | null> {
+	const env = new Map<string, string | null>()
+	if (svc.environment === undefined) return env
+	for (const [key, value] of Object.entries(dict(svc.environment, 'environment'))) {
+		env.set(key, value === null ? null : str(value, `environment.${key}`))
 	}
-	throw new Error('environment must be a map or a list')
+	return env
 }
 
-/** Names read from the host by `${NAME}`, `${NAME:-x}`, `${NAME:?msg}` … anywhere in the compose text. */
-function interpolatedNames(text: string): Set<string> {
-	return new Set([...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1] ?? ''))
+interface Mount {
+	readonly source: string
+	readonly target: string
+	readonly readOnly: boolean
 }
 
-function isServiceHealthyDependency(dependsOn: Json | undefined, service: string): boolean {
-	if (!isObject(dependsOn)) return false
-	const entry = dependsOn[service]
-	return isObject(entry) && entry.condition === 'service_healthy'
-}
-
-function portTargets(ports: Json | undefined): string[] {
-	if (!Array.isArray(ports)) return []
-	return ports.map((port) => {
-		if (isObject(port)) return `${String(port.published ?? '')}:${String(port.target ?? '')}`
-		return String(port)
+/** Volumes in either form docker-compose prints: `source:target[:mode]` or `{ source, target, read_only }`. */
+function mounts(svc: Dict): Mount[] {
+	if (svc.volumes === undefined) return []
+	return list(svc.volumes, 'volumes').map((entry, i) => {
+		if (typeof entry === 'string') {
+			const [source = '', target = '', mode = 'rw'] = entry.split(':')
+			return { source, target, readOnly: mode.split(',').includes('ro') }
+		}
+		const long = dict(entry, `volumes[${i}]`)
+		return {
+			source: str(long.source, 'source'),
+			target: str(long.target, 'target'),
+			readOnly: long.read_only === true,
+		}
 	})
 }
 
-// ---- tests ------------------------------------------------------------------
+function mountAt(svc: Dict, target: string): Mount {
+	const found = mounts(svc).find((m) => m.target === target)
+	if (found === undefined) throw new Error(`nothing is mounted at ${target}`)
+	return found
+}
 
-const known = new Set<string>(KNOWN_ENV_VARS)
+/** Published ports as `[host_ip:]published:target`, in either form docker-compose prints. */
+function ports(svc: Dict): string[] {
+	if (svc.ports === undefined) return []
+	return list(svc.ports, 'ports').map((entry, i) => {
+		if (typeof entry === 'string') return entry.replace(/\/tcp$/, '')
+		const long = dict(entry, `ports[${i}]`)
+		const host = long.host_ip === undefined ? '' : `${str(long.host_ip, 'host_ip')}:`
+		return `${host}${str(long.published, 'published')}:${str(long.target, 'target')}`
+	})
+}
 
-const dockerfileText = await readRepoFile('Dockerfile')
-const composeText = await readRepoFile('docker-compose.yml')
-const envExampleText = await readRepoFile('.env.example')
-const dockerignoreText = await readRepoFile('.dockerignore')
+function profilesOf(svc: Dict): string[] {
+	return svc.profiles === undefined ? [] : strings(svc.profiles, 'profiles')
+}
 
-describe('composeEnvironment', () => {
-	test('reads the list form', () => {
-		const env = composeEnvironment(['A=1', 'B=x=y', 'C=', 'D'])
-		expect([...env]).toEqual([
-			['A', '1'],
-			['B', 'x=y'],
-			['C', ''],
-			['D', undefined],
-		])
+function dependsOn(svc: Dict): Map<string, string> {
+	const deps = new Map<string, string>()
+	if (svc.depends_on === undefined) return deps
+	if (Array.isArray(svc.depends_on)) {
+		for (const name of strings(svc.depends_on, 'depends_on')) deps.set(name, 'service_started')
+		return deps
+	}
+	for (const [name, spec] of Object.entries(dict(svc.depends_on, 'depends_on'))) {
+		deps.set(name, str(dict(spec, `depends_on.${name}`).condition, 'condition'))
+	}
+	return deps
+}
+
+const healthcheckTest = (svc: Dict): string[] => strings(dict(svc.healthcheck, 'healthcheck').test, 'healthcheck.test')
+const command = (svc: Dict): string[] => strings(svc.command, 'command')
+const isBuiltHere = (svc: Dict): boolean => svc.build !== undefined
+
+// ---- .env.example -------------------------------------------------------------------
+
+/** Variables the compose file reads that are not the service's own. */
+const COMPOSE_ONLY_VARS = ['GRAFANA_ADMIN_PASSWORD'] as const
+
+interface EnvExampleEntry {
+	readonly name: string
+	readonly value: string
+	readonly commented: boolean
+	readonly comment: string | null
+}
+
+const ASSIGNMENT = /^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$/
+
+/** Every `VAR=` and `# VAR=` line of an env file, with the comment line just above it. */
+function envExampleEntries(text: string): EnvExampleEntry[] {
+	const lines = text.split('\n')
+	const entries: EnvExampleEntry[] = []
+	lines.forEach((line, i) => {
+		const m = ASSIGNMENT.exec(line.trim())
+		if (m === null) return
+		const above = (lines[i - 1] ?? '').trim()
+		const isComment = above.startsWith('#') && !ASSIGNMENT.test(above) && above.replace(/^#\s*/, '') !== ''
+		entries.push({
+			name: m[2] ?? '',
+			value: m[3] ?? '',
+			commented: m[1] !== undefined,
+			comment: isComment ? above : null,
+		})
+	})
+	return entries
+}
+
+const envExampleText = await Bun.file(repoPath('.env.example')).text()
+const JWT = 'a-local-test-secret-of-at-least-32-bytes-0123456789'
+/** .env.example with the one value compose requires filled in, as a user would. */
+const filledEnvExample = envExampleText.replace(/^JWT_SECRET=$/m, `JWT_SECRET=${JWT}`)
+
+/** An env file setting every variable of the service and of compose to a value that names it. */
+const everyVarEnv = [...KNOWN_ENV_VARS, ...COMPOSE_ONLY_VARS].map((name) => `${name}=value-of-${name}`).join('\n')
+const passedValue = (name: string) => `value-of-${name}`
+
+describe('.env.example', () => {
+	const entries = envExampleEntries(envExampleText)
+	const names = entries.map((e) => e.name)
+
+	test('lists every variable the service reads (commented lines count) and the compose-only ones, once each', () => {
+		expect(KNOWN_ENV_VARS.length).toBeGreaterThan(30)
+		expect([...names].sort()).toEqual([...KNOWN_ENV_VARS, ...COMPOSE_ONLY_VARS].sort())
+		expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([])
 	})
 
-	test('reads the map form', () => {
-		const parsed = Bun.YAML.parse('environment:\n  A: 1\n  B: "x=y"\n  C: ""\n  D:\n  E: true\n')
-		if (!isObject(parsed)) throw new Error('fixture did not parse to a mapping')
-		const env = composeEnvironment(parsed.environment)
-		expect([...env]).toEqual([
-			['A', '1'],
-			['B', 'x=y'],
-			['C', ''],
-			['D', undefined],
-			['E', 'true'],
-		])
+	test('puts a one-line comment above each variable', () => {
+		expect(entries.filter((e) => e.comment === null).map((e) => e.name)).toEqual([])
 	})
 
-	test('treats a missing environment as empty and rejects other shapes', () => {
-		expect(composeEnvironment(undefined).size).toBe(0)
-		expect(composeEnvironment(null).size).toBe(0)
-		expect(() => composeEnvironment('A=1')).toThrow()
-		expect(() => composeEnvironment([{ A: 1 }])).toThrow()
-	})
-})
-
-describe('dockerfileEnvKeys', () => {
-	test('reads KEY=value pairs, quoted values and the legacy form', () => {
-		expect(dockerfileEnvKeys('A=1 B="two words" C=\'x y\'')).toEqual(['A', 'B', 'C'])
-		expect(dockerfileEnvKeys('LEGACY some value')).toEqual(['LEGACY'])
-	})
-})
-
-describe('Dockerfile', () => {
-	const instructions = parseDockerfile(dockerfileText)
-	const lastStage = Math.max(...instructions.map((i) => i.stage))
-	const final = instructions.filter((i) => i.stage === lastStage)
-	const of = (keyword: string) => final.filter((i) => i.keyword === keyword)
-
-	test('every stage is built FROM an oven/bun image', () => {
-		const froms = instructions.filter((i) => i.keyword === 'FROM')
-		expect(froms.length).toBeGreaterThanOrEqual(2)
-		for (const from of froms) expect(from.args).toMatch(/^(--platform=\S+\s+)?oven\/bun:1\.4\S*(\s+AS\s+\S+)?$/i)
-	})
-
-	test('installs with the frozen lockfile, production only', () => {
-		const runs = instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args)
-		expect(runs.some((r) => /bun install\b.*--frozen-lockfile/.test(r) && /--production\b/.test(r))).toBe(true)
-	})
-
-	test('runs as a non-root user', () => {
-		const users = of('USER')
-		expect(users.length).toBeGreaterThan(0)
-		const user = users.at(-1)?.args.split(':')[0]?.trim()
-		expect(user).toBeDefined()
-		expect(['root', '0', '']).not.toContain(user ?? '')
-	})
-
-	test('sets production env, port 3000 and the storage dir', () => {
-		expect(envValue(final, 'NODE_ENV')).toBe('production')
-		expect(envValue(final, 'PORT')).toBe('3000')
-		expect(envValue(final, 'STORAGE_DIR')).toBe('/app/storage')
-		expect(of('EXPOSE').map((i) => i.args)).toContain('3000')
-	})
-
-	test('has a HEALTHCHECK on /health, SIGTERM stop signal and a CMD', () => {
-		const health = of('HEALTHCHECK')
-		expect(health).toHaveLength(1)
-		expect(health[0]?.args).toContain('/health')
-		expect(health[0]?.args).toMatch(/\bCMD\b/)
-		expect(of('STOPSIGNAL').map((i) => i.args)).toEqual(['SIGTERM'])
-		const cmd = of('CMD')
-		expect(cmd.length).toBeGreaterThan(0)
-		expect(JSON.parse(cmd.at(-1)?.args ?? '')).toEqual(['bun', 'src/index.ts'])
-	})
-
-	test('every ENV is a variable the config accepts', () => {
-		const keys = instructions.filter((i) => i.keyword === 'ENV').flatMap((i) => dockerfileEnvKeys(i.args))
-		expect(keys.length).toBeGreaterThan(0)
-		const unknown = keys.filter((k) => !known.has(k) && !DOCKERFILE_IMAGE_INTERNALS.includes(k))
-		expect(unknown).toEqual([])
-	})
-})
-
-describe('docker-compose.yml', () => {
-	const compose = Bun.YAML.parse(composeText)
-	const services = objectAt(compose, 'services')
-	const gate = objectAt(services, 'download-gate')
-	const redis = objectAt(services, 'redis')
-	const gateEnv = composeEnvironment(gate.environment)
-
-	test('has the download-gate and redis services', () => {
-		expect(Object.keys(services).sort()).toEqual(['download-gate', 'redis'])
-	})
-
-	test('redis persists with appendonly and has a healthcheck', () => {
-		const command = stringList(redis.command)
-		const appendonly = command.indexOf('--appendonly')
-		expect(appendonly).toBeGreaterThanOrEqual(0)
-		expect(command[appendonly + 1]).toBe('yes')
-		const healthcheck = objectAt(redis, 'healthcheck')
-		expect(stringList(healthcheck.test).join(' ')).toContain('redis-cli ping')
-		expect(stringList(redis.volumes).some((v) => v.endsWith(':/data'))).toBe(true)
-	})
-
-	test('download-gate waits for a healthy redis, maps 3000 and mounts ./storage', () => {
-		expect(isServiceHealthyDependency(gate.depends_on, 'redis')).toBe(true)
-		expect(portTargets(gate.ports)).toContain('3000:3000')
-		expect(stringList(gate.volumes)).toContain(`./storage:${gateEnv.get('STORAGE_DIR')}`)
-		expect(gateEnv.get('REDIS_URL')).toBe('redis://redis:6379')
-		expect(gateEnv.get('PORT')).toBe('3000')
-		expect(gateEnv.get('NODE_ENV')).toBe('production')
-	})
-
-	test('JWT_SECRET must come from the host (compose fails when it is unset)', () => {
-		expect(gateEnv.get('JWT_SECRET')).toMatch(/^\$\{JWT_SECRET:\?.+\}$/)
-	})
-
-	test('every environment variable of every service built from this repo is one the config accepts', () => {
-		const ours = Object.entries(services).filter(([, service]) => isObject(service) && service.build !== undefined)
-		expect(ours.map(([name]) => name)).toEqual(['download-gate'])
-		const unknown = ours.flatMap(([name, service]) =>
-			[...composeEnvironment(isObject(service) ? service.environment : undefined).keys()]
-				.filter((key) => !known.has(key))
-				.map((key) => `${name}: ${key}`),
-		)
-		expect(gateEnv.size).toBeGreaterThan(0)
-		expect(unknown).toEqual([])
-	})
-
-	test('.env.example documents exactly the variables compose reads from the host', () => {
-		const documented = new Set(
-			envExampleText
-				.split('\n')
-				.map((line) => /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(line.trim())?.[1])
-				.filter((key): key is string => key !== undefined),
-		)
-		expect([...documented].sort()).toEqual([...interpolatedNames(composeText)].sort())
+	test('leaves secrets empty, to be generated', () => {
+		for (const name of ['JWT_SECRET', 'API_KEYS', 'METRICS_TOKEN']) {
+			expect(entries.find((e) => e.name === name)).toMatchObject({ commented: false, value: '' })
+		}
 		expect(envExampleText).toContain('openssl rand -base64 48')
 	})
-})
 
-describe('.dockerignore', () => {
-	const ignored = dockerignoreText.split('\n').map((line) => line.trim())
+	toolTest('compose refuses it as shipped, naming JWT_SECRET, and accepts it once JWT_SECRET is set', async () => {
+		const shipped = await composeConfig(envExampleText)
+		expect(shipped.exitCode).not.toBe(0)
+		expect(shipped.stderr).toContain('set JWT_SECRET')
+		const filled = await composeConfig(filledEnvExample)
+		expect(filled.stderr).not.toContain('ERROR')
+		expect(filled.exitCode).toBe(0)
+		const env = environment(service(filled.services, 'download-gate'))
+		expect(env.get('JWT_SECRET')).toBe(JWT)
+		expect(env.get('ISSUE_AUTH')).toBe('api-key')
+	})
 
-	test('keeps dependencies, git history, secrets and local data out of the build context', () => {
-		for (const entry of ['node_modules', '.git', '.env', 'storage', 'bench/results', '*.log']) {
-			expect(ignored).toContain(entry)
+	toolTest('each compose-only variable is read by docker-compose.yml', async () => {
+		for (const name of COMPOSE_ONLY_VARS) {
+			const services = await composeConfigOk(`${filledEnvExample}\n${name}=marker-${name}\n`, 'monitoring')
+			expect(JSON.stringify(services)).toContain(`marker-${name}`)
 		}
 	})
+})
+
+// ---- docker-compose.yml ---------------------------------------------------------------
+
+/** The service variants built from this repository, and the Redis topology each is given. */
+const GATE_VARIANTS: Readonly<Record<string, { profile: Profile | null; topology: Record<string, string> }>> = {
+	'download-gate': { profile: null, topology: { REDIS_URL: 'redis://redis:6379' } },
+	'download-gate-cluster': {
+		profile: 'cluster',
+		topology: {
+			REDIS_CLUSTER_NODES: [1, 2, 3, 4, 5, 6].map((n) => `redis-node-${n}:6379`).join(','),
+		},
+	},
+	'download-gate-sentinel': {
+		profile: 'sentinel',
+		topology: {
+			REDIS_SENTINELS: 'sentinel-1:26379,sentinel-2:26379,sentinel-3:26379',
+			REDIS_SENTINEL_NAME: 'download-gate',
+		},
+	},
+}
+const TOPOLOGY_VARS = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS', 'REDIS_SENTINEL_NAME']
+/** Set by the compose file whatever .env says: the container's own layout. */
+const FIXED_BY_STACK: Readonly<Record<string, string>> = {
+	NODE_ENV: 'production',
+	HOST: '0.0.0.0',
+	PORT: '3000',
+	STORAGE_DIR: '/app/storage',
+}
+/** Never passed to a container: inside the compose network, nodes are reached at the address they announce. */
+const NOT_PASSED = ['REDIS_NAT_MAP']
+
+describe('docker-compose.yml, as docker-compose config resolves it', () => {
+	toolTest('the default stack is download-gate and redis; each profile adds its services', async () => {
+		const expected: Record<Profile, string[]> = {
+			monitoring: ['prometheus', 'grafana'],
+			cluster: [1, 2, 3, 4, 5, 6].map((n) => `redis-node-${n}`).concat('redis-cluster-init', 'download-gate-cluster'),
+			sentinel: ['redis-primary', 'redis-replica', 'sentinel-1', 'sentinel-2', 'sentinel-3', 'download-gate-sentinel'],
+		}
+		const all = await composeConfigOk(filledEnvExample)
+		const unprofiled = Object.keys(all).filter((name) => profilesOf(service(all, name)).length === 0)
+		expect(unprofiled.sort()).toEqual(['download-gate', 'redis'])
+		for (const profile of PROFILES) {
+			const services = await composeConfigOk(filledEnvExample, profile)
+			for (const name of expected[profile]) expect(profilesOf(service(services, name))).toEqual([profile])
+		}
+		expect(Object.keys(all).sort()).toEqual([...unprofiled, ...Object.values(expected).flat()].sort())
+	})
+
+	toolTest('with any profile (or none) enabled, every dependency is enabled too', async () => {
+		const services = await composeConfigOk(filledEnvExample)
+		for (const profile of [null, ...PROFILES]) {
+			const enabled = new Set(
+				Object.keys(services).filter((name) => {
+					const p = profilesOf(service(services, name))
+					return p.length === 0 || (profile !== null && p.includes(profile))
+				}),
+			)
+			const missing = [...enabled].flatMap((name) =>
+				[...dependsOn(service(services, name)).keys()].filter((d) => !enabled.has(d)).map((d) => `${name} -> ${d}`),
+			)
+			expect({ profile, missing }).toEqual({ profile, missing: [] })
+		}
+	})
+
+	toolTest(
+		'download-gate: built from this Dockerfile, production, storage read-only, healthy on /health, after a healthy redis',
+		async () => {
+			const services = await composeConfigOk(filledEnvExample)
+			const gate = service(services, 'download-gate')
+			const build = dict(gate.build, 'build')
+			expect(build.context).toBe(ROOT)
+			expect(build.dockerfile).toBe('Dockerfile')
+			expect(await Bun.file(join(ROOT, str(build.dockerfile, 'dockerfile'))).exists()).toBe(true)
+			const env = environment(gate)
+			expect(env.get('NODE_ENV')).toBe('production')
+			expect(mountAt(gate, env.get('STORAGE_DIR') ?? '')).toEqual({
+				source: repoPath('storage'),
+				target: '/app/storage',
+				readOnly: true,
+			})
+			const probe = healthcheckTest(gate)
+			expect(probe[0]).toBe('CMD')
+			expect(probe.join(' ')).toContain(`http://127.0.0.1:${env.get('PORT')}/health`)
+			expect(ports(gate)).toEqual(['3000:3000'])
+			expect(dependsOn(gate)).toEqual(new Map([['redis', 'service_healthy']]))
+		},
+	)
+
+	toolTest('redis: AOF on, a redis-cli ping healthcheck, data in a named volume', async () => {
+		const redis = service(await composeConfigOk(filledEnvExample), 'redis')
+		const argv = command(redis)
+		expect(argv[argv.indexOf('--appendonly') + 1]).toBe('yes')
+		expect(argv.indexOf('--appendonly')).toBeGreaterThan(0)
+		expect(healthcheckTest(redis)).toEqual(['CMD', 'redis-cli', 'ping'])
+		expect(mountAt(redis, '/data').source).toBe('redis-data')
+	})
+
+	toolTest('every variable of .env reaches each download-gate variant, except what the stack fixes', async () => {
+		const services = await composeConfigOk(everyVarEnv)
+		const built = Object.keys(services).filter((name) => isBuiltHere(service(services, name)))
+		expect(built.sort()).toEqual(Object.keys(GATE_VARIANTS).sort())
+		for (const [name, { topology }] of Object.entries(GATE_VARIANTS)) {
+			const env = environment(service(services, name))
+			const unknown = [...env.keys()].filter((key) => !(KNOWN_ENV_VARS as readonly string[]).includes(key))
+			expect({ name, unknown }).toEqual({ name, unknown: [] })
+			for (const key of KNOWN_ENV_VARS) {
+				const expected =
+					FIXED_BY_STACK[key] ??
+					topology[key] ??
+					(TOPOLOGY_VARS.includes(key) || NOT_PASSED.includes(key) ? undefined : passedValue(key))
+				expect({ name, key, value: env.get(key) ?? undefined }).toEqual({ name, key, value: expected })
+			}
+		}
+	})
+
+	toolTest('the cluster and sentinel variants wait for replicas to acknowledge writes by default', async () => {
+		const services = await composeConfigOk(filledEnvExample)
+		expect(environment(service(services, 'download-gate')).get('REDIS_MIN_REPLICAS_ACK') ?? null).toBeNull()
+		expect(environment(service(services, 'download-gate-cluster')).get('REDIS_MIN_REPLICAS_ACK')).toBe('1')
+		expect(environment(service(services, 'download-gate-sentinel')).get('REDIS_MIN_REPLICAS_ACK')).toBe('1')
+	})
+
+	toolTest('every variant serves on its own host port, with the same image, probe and read-only storage', async () => {
+		const services = await composeConfigOk(filledEnvExample)
+		const base = service(services, 'download-gate')
+		const published = Object.keys(GATE_VARIANTS).map((name) => ports(service(services, name)))
+		expect(published).toEqual([['3000:3000'], ['3001:3000'], ['3002:3000']])
+		for (const [name, { profile }] of Object.entries(GATE_VARIANTS)) {
+			const variant = service(services, name)
+			expect({ name, profiles: profilesOf(variant) }).toEqual({ name, profiles: profile === null ? [] : [profile] })
+			expect(variant.build).toEqual(base.build)
+			expect(variant.healthcheck).toEqual(base.healthcheck)
+			expect(mounts(variant)).toEqual(mounts(base))
+		}
+	})
+
+	toolTest(
+		'cluster profile: 3 primaries + 3 replicas, an init container running redis-cli --cluster create, and the service on them',
+		async () => {
+			const services = await composeConfigOk(filledEnvExample, 'cluster')
+			const nodes = Object.keys(services).filter((name) => /^redis-node-\d+$/.test(name))
+			expect(nodes).toHaveLength(6)
+			for (const name of nodes) {
+				const node = service(services, name)
+				const conf = mountAt(node, '/usr/local/etc/redis/redis.conf')
+				expect(conf).toEqual({
+					source: repoPath('deploy/redis/cluster-node.conf'),
+					target: conf.target,
+					readOnly: true,
+				})
+				expect(command(node)).toEqual([
+					'redis-server',
+					'/usr/local/etc/redis/redis.conf',
+					'--cluster-announce-hostname',
+					name,
+				])
+				expect(mountAt(node, '/data').source).toBe(name)
+				expect(healthcheckTest(node)).toEqual(['CMD', 'redis-cli', 'ping'])
+			}
+			// Published on loopback only, one port per node, for REDIS_NAT_MAP.
+			expect(nodes.flatMap((name) => ports(service(services, name)))).toEqual(
+				nodes.map((_, i) => `127.0.0.1:${7001 + i}:6379`),
+			)
+			const nodeAddresses = nodes.map((name) => `${name}:6379`)
+
+			const init = service(services, 'redis-cluster-init')
+			const script = mountAt(init, '/usr/local/bin/cluster-init.sh')
+			expect(script.source).toBe(repoPath('deploy/redis/cluster-init.sh'))
+			expect(command(init)).toEqual(['sh', script.target])
+			const initEnv = environment(init)
+			expect(initEnv.get('CLUSTER_NODES')?.split(',')).toEqual(nodeAddresses)
+			expect(initEnv.get('CLUSTER_REPLICAS')).toBe('1')
+			expect(dependsOn(init)).toEqual(new Map(nodes.map((name) => [name, 'service_healthy'])))
+			expect(await Bun.file(script.source).text()).toContain('redis-cli --cluster create')
+
+			const gate = service(services, 'download-gate-cluster')
+			expect(environment(gate).get('REDIS_CLUSTER_NODES')?.split(',')).toEqual(nodeAddresses)
+			expect(dependsOn(gate)).toEqual(new Map([['redis-cluster-init', 'service_completed_successfully']]))
+		},
+	)
+
+	toolTest(
+		'sentinel profile: primary + replica + 3 sentinels watching it under REDIS_SENTINEL_NAME, and the service on them',
+		async () => {
+			const services = await composeConfigOk(filledEnvExample, 'sentinel')
+			const primary = service(services, 'redis-primary')
+			const replica = service(services, 'redis-replica')
+			expect(command(primary)).toContain('--appendonly')
+			const replicaArgv = command(replica)
+			expect(replicaArgv.slice(replicaArgv.indexOf('--replicaof'), replicaArgv.indexOf('--replicaof') + 3)).toEqual([
+				'--replicaof',
+				'redis-primary',
+				'6379',
+			])
+			expect(dependsOn(replica).get('redis-primary')).toBe('service_healthy')
+
+			const sentinels = ['sentinel-1', 'sentinel-2', 'sentinel-3']
+			const sentinelConf = await Bun.file(repoPath('deploy/redis/sentinel.conf')).text()
+			const monitor = /^sentinel monitor (\S+) (\S+) (\d+) (\d+)$/m.exec(sentinelConf)
+			expect(monitor?.slice(2)).toEqual(['redis-primary', '6379', '2'])
+			for (const name of sentinels) {
+				const sentinel = service(services, name)
+				const template = mounts(sentinel).find((m) => m.source === repoPath('deploy/redis/sentinel.conf'))
+				expect(template?.readOnly).toBe(true)
+				expect(command(sentinel).join(' ')).toContain(`cp ${template?.target} /data/sentinel.conf`)
+				expect(command(sentinel).join(' ')).toContain('redis-server /data/sentinel.conf --sentinel')
+				expect(mountAt(sentinel, '/data').source).toBe(name)
+				expect(healthcheckTest(sentinel)).toEqual(['CMD', 'redis-cli', '-p', '26379', 'ping'])
+			}
+
+			const gate = service(services, 'download-gate-sentinel')
+			const env = environment(gate)
+			expect(env.get('REDIS_SENTINELS')?.split(',')).toEqual(sentinels.map((name) => `${name}:26379`))
+			expect(env.get('REDIS_SENTINEL_NAME')).toBe(monitor?.[1] ?? 'no sentinel monitor line')
+			expect(env.has('REDIS_URL')).toBe(false)
+			expect([...dependsOn(gate).keys()].sort()).toEqual(['redis-replica', ...sentinels])
+		},
+	)
+
+	toolTest(
+		'monitoring profile: Prometheus with the rules and a tmpfs for the token, Grafana with provisioning and the dashboards',
+		async () => {
+			const services = await composeConfigOk(
+				`${filledEnvExample}\nMETRICS_TOKEN=the-metrics-token-0123\n`,
+				'monitoring',
+			)
+			const prometheus = service(services, 'prometheus')
+			expect(environment(prometheus).get('METRICS_TOKEN')).toBe('the-metrics-token-0123')
+			expect(mountAt(prometheus, '/etc/prometheus/prometheus.yml').source).toBe(
+				repoPath('deploy/prometheus/prometheus.yml'),
+			)
+			expect(mountAt(prometheus, '/etc/prometheus/alerts.yml').source).toBe(repoPath('deploy/prometheus/alerts.yml'))
+			expect(strings(prometheus.tmpfs, 'tmpfs')).toEqual(['/etc/prometheus/secrets'])
+			expect(command(prometheus)).toContain('--config.file=/etc/prometheus/prometheus.yml')
+			expect(ports(prometheus)).toEqual(['127.0.0.1:9090:9090'])
+
+			const grafana = service(services, 'grafana')
+			expect(mountAt(grafana, '/etc/grafana/provisioning')).toMatchObject({
+				source: repoPath('deploy/grafana/provisioning'),
+				readOnly: true,
+			})
+			expect(mountAt(grafana, '/etc/grafana/dashboards')).toMatchObject({
+				source: repoPath('deploy/grafana/dashboards'),
+				readOnly: true,
+			})
+			expect(ports(grafana)).toEqual(['127.0.0.1:3030:3000'])
+		},
+	)
+
+	toolTest('every file mounted from the repository exists (./storage is created by Docker)', async () => {
+		const services = await composeConfigOk(filledEnvExample)
+		const sources = Object.values(services).flatMap((svc) =>
+			mounts(svc)
+				.map((m) => m.source)
+				.filter((source) => source.startsWith('/') && source !== repoPath('storage')),
+		)
+		expect(sources.length).toBeGreaterThan(5)
+		const missing = []
+		for (const source of new Set(sources)) {
+			if (!(await Bun.file(source).exists()) && !(await readdir(source).catch(() => null))) missing.push(source)
+		}
+		expect(missing).toEqual([])
+	})
+})
+
+// ---- Dockerfile and build context -----------------------------------------------------
+
+describe('Dockerfile and .dockerignore', () => {
+	// docker-py's own matcher (the one docker-compose v1 builds with), reading
+	// .dockerignore the way docker-py's build() does.
+	const CONTEXT_FILES = [
+		'import json, sys',
+		'from docker.utils.build import exclude_paths',
+		'root = sys.argv[1]',
+		"lines = open(root + '/.dockerignore').read().splitlines()",
+		"patterns = [l.strip() for l in lines if l.strip() != '' and l.strip()[0] != '#']",
+		"print(json.dumps(sorted(exclude_paths(root, patterns, dockerfile='Dockerfile'))))",
+	].join('\n')
+
+	async function contextFiles(root: string): Promise<string[]> {
+		const result = await run(['/usr/bin/python3', '-c', CONTEXT_FILES, root])
+		if (result.exitCode !== 0) {
+			throw new Error(`docker-py's matcher failed (python3-docker is missing? .ci/run installs it):\n${result.stderr}`)
+		}
+		return strings(JSON.parse(result.stdout), 'context')
+	}
+
+	toolTest('the build context holds package.json, bun.lock and src/ only', async () => {
+		const files = await contextFiles(ROOT)
+		expect(files).toContain('package.json')
+		expect(files).toContain('bun.lock')
+		expect(files).toContain('src/index.ts')
+		const others = files.filter((f) => !f.startsWith('src/') && !['src', 'package.json', 'bun.lock'].includes(f))
+		expect(others.sort()).toEqual(['.dockerignore', 'Dockerfile'])
+	})
+
+	toolTest('secrets, git history, dependencies, tests and local data stay out of the build context', async () => {
+		const decoys = [
+			'.env',
+			'.env.production',
+			'.git/config',
+			'node_modules/x/index.js',
+			'storage/u1/video.mp4',
+			'test/a.test.ts',
+			'bench/.data/1g.bin',
+			'deploy/prometheus/prometheus.yml',
+			'server.log',
+		]
+		const root = join(scratch, 'context')
+		for (const path of [...decoys, 'package.json', 'bun.lock', 'src/index.ts', 'Dockerfile']) {
+			await mkdir(dirname(join(root, path)), { recursive: true })
+			await writeFile(join(root, path), 'x')
+		}
+		await cp(repoPath('.dockerignore'), join(root, '.dockerignore'))
+		const files = await contextFiles(root)
+		expect(files.filter((f) => decoys.some((d) => f === d || d.startsWith(`${f}/`)))).toEqual([])
+		expect(files).toContain('src/index.ts')
+	})
+
+	toolTest(
+		'the image runs `bun src/index.ts` in production as the unprivileged bun user, with a HEALTHCHECK on /health',
+		async () => {
+			// No Docker engine or BuildKit here to lint the Dockerfile: check the
+			// lines that matter; docker-compose config above proves context and path.
+			const lines = (await Bun.file(repoPath('Dockerfile')).text()).split('\n').map((l) => l.trim())
+			expect(lines.filter((l) => l.startsWith('FROM ')).every((l) => /^FROM oven\/bun:\S+-slim AS \w+$/.test(l))).toBe(
+				true,
+			)
+			expect(lines.filter((l) => l.startsWith('USER '))).toEqual(['USER bun'])
+			expect(lines).toContain('ENV NODE_ENV=production \\')
+			expect(lines.some((l) => l.startsWith('RUN bun install --frozen-lockfile --production'))).toBe(true)
+			const health = lines.findIndex((l) => l.startsWith('HEALTHCHECK '))
+			expect(lines[health + 1]).toMatch(/^CMD \["bun", "-e", ".*\/health'/)
+			expect(lines.filter((l) => l.startsWith('CMD ')).at(-1)).toBe('CMD ["bun", "src/index.ts"]')
+		},
+	)
+})
+
+// ---- Redis configuration of the profiles, run for real ---------------------------------
+
+interface Spawned {
+	readonly port: number
+	readonly proc: ReturnType<typeof Bun.spawn>
+}
+
+async function redisCli(port: number, ...args: string[]): Promise<string> {
+	return (await runOk(['redis-cli', '-h', '127.0.0.1', '-p', String(port), ...args])).stdout
+}
+
+async function waitForPing(port: number): Promise<void> {
+	for (let i = 0; i < 100; i++) {
+		const result = await run(['redis-cli', '-h', '127.0.0.1', '-p', String(port), 'ping'])
+		if (result.stdout.trim() === 'PONG') return
+		await Bun.sleep(50)
+	}
+	throw new Error(`nothing answers PING on ${port}`)
+}
+
+async function startRedis(args: string[], port: number): Promise<Spawned> {
+	const proc = Bun.spawn([requireTool('redis-server'), ...args], { stdout: 'ignore', stderr: 'inherit' })
+	await waitForPing(port)
+	return { port, proc }
+}
+
+async function stopAll(servers: readonly Spawned[]): Promise<void> {
+	for (const { proc } of servers) proc.kill('SIGKILL')
+	await Promise.all(servers.map(({ proc }) => proc.exited))
+}
+
+describe('deploy/redis, run by a real redis-server', () => {
+	toolTest(
+		'cluster-init.sh forms a 3 + 3 cluster of cluster-node.conf nodes by host name, and leaves it alone after',
+		async () => {
+			requireTool('redis-cli')
+			const servers: Spawned[] = []
+			try {
+				for (let n = 1; n <= 6; n++) {
+					const port = freePort()
+					const dir = join(scratch, `node-${n}`)
+					await mkdir(dir, { recursive: true })
+					const args = [repoPath('deploy/redis/cluster-node.conf'), '--port', String(port)]
+					args.push('--cluster-port', String(freePort()), '--bind', '127.0.0.1', '--dir', dir, '--save', '')
+					args.push('--appendonly', 'no', '--cluster-announce-hostname', 'localhost')
+					servers.push(await startRedis(args, port))
+				}
+				const env = {
+					CLUSTER_NODES: servers.map((s) => `localhost:${s.port}`).join(','),
+					CLUSTER_REPLICAS: '1',
+				}
+				const first = await run(['sh', repoPath('deploy/redis/cluster-init.sh')], { env })
+				expect(first.stderr).toBe('')
+				expect(first.exitCode).toBe(0)
+				expect(first.stdout).toContain('cluster-init: cluster formed')
+				const port = servers[0]?.port ?? 0
+				const info = await redisCli(port, 'cluster', 'info')
+				expect(info).toContain('cluster_state:ok')
+				expect(info).toContain('cluster_known_nodes:6')
+				expect(info).toContain('cluster_size:3')
+				// Slots name the announced host, not an IP: what the compose nodes' service names rely on.
+				expect(await redisCli(port, 'cluster', 'slots')).toContain('localhost')
+				const again = await run(['sh', repoPath('deploy/redis/cluster-init.sh')], { env })
+				expect(again).toMatchObject({ exitCode: 0, stdout: 'cluster-init: the cluster is already formed\n' })
+			} finally {
+				await stopAll(servers)
+			}
+		},
+	)
+
+	toolTest(
+		'a sentinel started from sentinel.conf monitors the primary under the name the service is given',
+		async () => {
+			const servers: Spawned[] = []
+			try {
+				const primaryPort = freePort()
+				const primaryArgs = ['--port', String(primaryPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+				servers.push(await startRedis(primaryArgs, primaryPort))
+				const sentinelPort = freePort()
+				const dir = join(scratch, 'sentinel')
+				await mkdir(dir, { recursive: true })
+				// The template as the container copies it, with the compose host names swapped for this machine's.
+				const template = await Bun.file(repoPath('deploy/redis/sentinel.conf')).text()
+				const local = template
+					.replace(/^port 26379$/m, `port ${sentinelPort}`)
+					.replace(/^(sentinel monitor \S+) redis-primary 6379/m, `$1 localhost ${primaryPort}`)
+				expect(local).not.toBe(template)
+				await writeFile(join(dir, 'sentinel.conf'), local)
+				const sentinelArgs = [join(dir, 'sentinel.conf'), '--sentinel', '--bind', '127.0.0.1', '--dir', dir]
+				servers.push(await startRedis(sentinelArgs, sentinelPort))
+				const name = GATE_VARIANTS['download-gate-sentinel']?.topology.REDIS_SENTINEL_NAME ?? ''
+				const address = await redisCli(sentinelPort, 'sentinel', 'get-master-addr-by-name', name)
+				expect(address.trim().split('\n')).toEqual(['localhost', String(primaryPort)])
+				const master = (await redisCli(sentinelPort, 'sentinel', 'master', name)).trim().split('\n')
+				expect(master[master.indexOf('quorum') + 1]).toBe('2')
+			} finally {
+				await stopAll(servers)
+			}
+		},
+	)
+})
+
+// ---- Prometheus -------------------------------------------------------------------------
+
+const ALERTS = [
+	'DownloadGateDown',
+	'DownloadGateStoreDown',
+	'DownloadGateDenialSpike',
+	'DownloadGateHigh5xxRatio',
+	'DownloadGateHighP99Latency',
+]
+
+/** The metrics README "Monitoring" lists (histograms also as _bucket, _count and _sum). */
+const DOCUMENTED_METRICS = [
+	'download_gate_tokens_issued_total',
+	'download_gate_downloads_total',
+	'download_gate_bytes_sent_total',
+	'download_gate_denials_total',
+	'download_gate_budget_bytes_returned_total',
+	'download_gate_downloads_in_flight',
+	'download_gate_http_request_duration_seconds',
+	'download_gate_store_up',
+	'download_gate_store_command_duration_seconds',
+	'download_gate_process_resident_memory_bytes',
+	'download_gate_process_cpu_seconds_total',
+]
+
+/** Every series name a scrape of the service can hold, from the service's own registry. */
+async function exposedSeriesNames(): Promise<Set<string>> {
+	const metrics = await createMetrics().registry.getMetricsAsJSON()
+	return new Set(
+		metrics.flatMap((m) =>
+			String(m.type) === 'histogram' ? [m.name, `${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`] : [m.name],
+		),
+	)
+}
+
+const PROMQL_KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'inf', 'nan'])
+
+/**
+ * The metric names a PromQL expression selects: identifiers left once strings,
+ * label matchers, ranges, offsets, numbers, grouping label lists and function
+ * names are taken out.
+ */
+function metricNames(expr: string): string[] {
+	const bare = expr
+		.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, ' ')
+		.replace(/\{[^}]*\}/g, ' ')
+		.replace(/\[[^\]]*\]/g, ' ')
+		.replace(/\boffset\s+-?[0-9a-z]+/gi, ' ')
+		.replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/gi, ' ')
+		.replace(/(?<![\w:])[0-9][0-9.]*(?:e[+-]?[0-9]+)?[a-z]*/gi, ' ')
+	const names: string[] = []
+	for (const m of bare.matchAll(/[A-Za-z_:][\w:]*/g)) {
+		const rest = bare.slice((m.index ?? 0) + m[0].length)
+		if (/^\s*\(/.test(rest) || PROMQL_KEYWORDS.has(m[0].toLowerCase())) continue
+		names.push(m[0])
+	}
+	return names
+}
+
+interface AlertRule {
+	readonly alert: string
+	readonly expr: string
+}
+
+async function alertRules(): Promise<AlertRule[]> {
+	const groups = list(dict(await readYaml('deploy/prometheus/alerts.yml'), 'alerts.yml').groups, 'groups')
+	return groups.flatMap((group, g) =>
+		list(dict(group, `groups[${g}]`).rules, 'rules').map((rule, r) => {
+			const d = dict(rule, `groups[${g}].rules[${r}]`)
+			return { alert: str(d.alert, 'alert'), expr: str(d.expr, 'expr') }
+		}),
+	)
+}
+
+describe('metricNames', () => {
+	test('finds the selected metrics, not functions, labels, keywords or durations', () => {
+		expect(
+			metricNames(
+				'histogram_quantile(0.99, sum by (route, le) (rate(a_bucket{route!~"/x|/y"}[5m] offset 1h))) > 0.5 and on (job) b unless c_total{x="y"} > 1e3',
+			),
+		).toEqual(['a_bucket', 'b', 'c_total'])
+		expect(metricNames('min(download_gate_store_up{service=~"$service"}) == 0')).toEqual(['download_gate_store_up'])
+	})
+})
+
+describe('deploy/prometheus, checked by promtool', () => {
+	toolTest('the service exposes every metric the README documents', async () => {
+		const exposed = await exposedSeriesNames()
+		expect(DOCUMENTED_METRICS.filter((name) => !exposed.has(name))).toEqual([])
+	})
+
+	toolTest('alerts.yml: promtool check rules accepts the alert rules the README lists', async () => {
+		const result = await runOk(['promtool', 'check', 'rules', repoPath('deploy/prometheus/alerts.yml')])
+		expect(result.stdout).toContain(`SUCCESS: ${ALERTS.length} rules found`)
+		expect((await alertRules()).map((r) => r.alert)).toEqual(ALERTS)
+	})
+
+	toolTest('alerts.yml: every expression selects only metrics the service exposes (and `up`)', async () => {
+		const exposed = await exposedSeriesNames()
+		exposed.add('up')
+		for (const { alert, expr } of await alertRules()) {
+			const names = metricNames(expr)
+			expect({ alert, found: names.length > 0 }).toEqual({ alert, found: true })
+			expect({ alert, unknown: names.filter((n) => !exposed.has(n)) }).toEqual({ alert, unknown: [] })
+		}
+	})
+
+	toolTest('alerts.test.yml: promtool test rules passes, with a firing and a quiet case for every alert', async () => {
+		const tests = list(dict(await readYaml('deploy/prometheus/alerts.test.yml'), 'alerts.test.yml').tests, 'tests')
+		const cases = tests.flatMap((t, i) =>
+			list(dict(t, `tests[${i}]`).alert_rule_test, 'alert_rule_test').map((c) => {
+				const d = dict(c, 'alert_rule_test')
+				return { alert: str(d.alertname, 'alertname'), fires: list(d.exp_alerts, 'exp_alerts').length > 0 }
+			}),
+		)
+		for (const alert of ALERTS) {
+			expect({ alert, fires: cases.some((c) => c.alert === alert && c.fires) }).toEqual({ alert, fires: true })
+			expect({ alert, quiet: cases.some((c) => c.alert === alert && !c.fires) }).toEqual({ alert, quiet: true })
+		}
+		const result = await run(['promtool', 'test', 'rules', repoPath('deploy/prometheus/alerts.test.yml')])
+		expect(result.stdout + result.stderr).toContain('SUCCESS')
+		expect(result.exitCode).toBe(0)
+	})
+
+	toolTest(
+		'prometheus.yml: promtool check config passes in the layout compose mounts, token file on the tmpfs',
+		async () => {
+			const services = await composeConfigOk(filledEnvExample, 'monitoring')
+			const prometheus = service(services, 'prometheus')
+			const etc = join(scratch, 'etc-prometheus')
+			const inside = (target: string) => join(etc, relative('/etc/prometheus', target))
+			for (const mount of mounts(prometheus).filter((m) => m.target.startsWith('/etc/prometheus/'))) {
+				await mkdir(dirname(inside(mount.target)), { recursive: true })
+				await cp(mount.source, inside(mount.target), { recursive: true })
+			}
+			const tmpfs = strings(prometheus.tmpfs, 'tmpfs')
+			for (const dir of tmpfs) await mkdir(inside(dir), { recursive: true })
+
+			const config = dict(await readYaml('deploy/prometheus/prometheus.yml'), 'prometheus.yml')
+			const jobs = list(config.scrape_configs, 'scrape_configs').map((j, i) => dict(j, `scrape_configs[${i}]`))
+			const job = jobs.find((j) => j.job_name === 'download-gate')
+			if (job === undefined) throw new Error('no download-gate scrape job')
+			const auth = dict(job.authorization, 'authorization')
+			expect(auth.type).toBe('Bearer')
+			const tokenFile = join('/etc/prometheus', str(auth.credentials_file, 'credentials_file'))
+			expect(tmpfs.some((dir) => tokenFile.startsWith(`${dir}/`))).toBe(true)
+			expect(await Bun.file(repoPath('deploy/prometheus/entrypoint.sh')).text()).toContain(`>${tokenFile}`)
+			await writeFile(inside(tokenFile), 'the-metrics-token-0123')
+
+			const result = await run(['promtool', 'check', 'config', inside('/etc/prometheus/prometheus.yml')])
+			expect(result.stdout + result.stderr).toContain(`SUCCESS: ${ALERTS.length} rules found`)
+			expect(result.exitCode).toBe(0)
+		},
+	)
+
+	toolTest('prometheus.yml: scrapes /metrics of every download-gate variant on its container port', async () => {
+		const config = dict(await readYaml('deploy/prometheus/prometheus.yml'), 'prometheus.yml')
+		const job = list(config.scrape_configs, 'scrape_configs')
+			.map((j, i) => dict(j, `scrape_configs[${i}]`))
+			.find((j) => j.job_name === 'download-gate')
+		if (job === undefined) throw new Error('no download-gate scrape job')
+		expect(job.metrics_path).toBe('/metrics')
+		const sd = list(job.dns_sd_configs, 'dns_sd_configs').map((c, i) => dict(c, `dns_sd_configs[${i}]`))
+		expect(sd.flatMap((c) => strings(c.names, 'names')).sort()).toEqual(Object.keys(GATE_VARIANTS).sort())
+		expect(sd.map((c) => [c.type, c.port])).toEqual([['A', Number(FIXED_BY_STACK.PORT)]])
+	})
+
+	toolTest('entrypoint.sh refuses to start Prometheus without METRICS_TOKEN', async () => {
+		const result = await run(['sh', repoPath('deploy/prometheus/entrypoint.sh')], { env: { METRICS_TOKEN: '' } })
+		expect(result.exitCode).toBe(1)
+		expect(result.stderr).toContain('METRICS_TOKEN is empty')
+	})
+})
+
+// ---- Grafana ----------------------------------------------------------------------------
+
+interface DashboardQuery {
+	readonly panel: string
+	readonly expr: string
+}
+
+async function dashboard(): Promise<Dict> {
+	return dict(await Bun.file(repoPath('deploy/grafana/dashboards/download-gate.json')).json(), 'dashboard')
+}
+
+/** Every PromQL query of the dashboard: panel targets and template variable queries. */
+function dashboardQueries(board: Dict): DashboardQuery[] {
+	const panels = list(board.panels, 'panels').map((p, i) => dict(p, `panels[${i}]`))
+	const fromPanels = panels.flatMap((p) =>
+		list(p.targets, 'targets').map((t) => ({
+			panel: str(p.title, 'title'),
+			expr: str(dict(t, 'target').expr, 'expr'),
+		})),
+	)
+	const variables = list(dict(board.templating, 'templating').list, 'templating.list').map((v) => dict(v, 'variable'))
+	const fromVariables = variables.map((v) => {
+		const query = str(dict(v.query, 'variable query').query, 'query')
+		// label_values(metric, label): the metric is the selector.
+		const metric = /^label_values\(([^,]+),\s*\w+\)$/.exec(query)?.[1]
+		return { panel: `$${str(v.name, 'name')}`, expr: metric ?? query }
+	})
+	return [...fromPanels, ...fromVariables]
+}
+
+/** A dashboard query as Prometheus would receive it once Grafana filled in its variables. */
+const asSent = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$service', '.*')
+
+describe('deploy/grafana', () => {
+	toolTest('the dashboard queries only metrics the service exposes', async () => {
+		const exposed = await exposedSeriesNames()
+		const queries = dashboardQueries(await dashboard())
+		expect(queries.length).toBeGreaterThanOrEqual(10)
+		for (const { panel, expr } of queries) {
+			const names = metricNames(asSent(expr))
+			expect({ panel, found: names.length > 0 }).toEqual({ panel, found: true })
+			expect({ panel, unknown: names.filter((n) => !exposed.has(n)) }).toEqual({ panel, unknown: [] })
+		}
+	})
+
+	toolTest('every dashboard query is valid PromQL (promtool check rules)', async () => {
+		const queries = dashboardQueries(await dashboard())
+		const rules = {
+			groups: [
+				{ name: 'dashboard', rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: asSent(q.expr) })) },
+			],
+		}
+		const file = join(scratch, 'dashboard-rules.yml')
+		await writeFile(file, JSON.stringify(rules))
+		const result = await run(['promtool', 'check', 'rules', file])
+		expect(result.stdout + result.stderr).toContain(`SUCCESS: ${queries.length} rules found`)
+		expect(result.exitCode).toBe(0)
+	})
+
+	toolTest('the dashboard shows what the operations issue asks for', async () => {
+		const exprs = dashboardQueries(await dashboard()).map((q) => q.expr.replace(/\s+/g, ' '))
+		const has = (pattern: RegExp) => exprs.some((e) => pattern.test(e))
+		expect({
+			requestsByRouteAndStatus: has(
+				/sum by \(route, status_class\) \(rate\(download_gate_http_request_duration_seconds_count/,
+			),
+			denialsByReason: has(/sum by \(reason\) \(rate\(download_gate_denials_total/),
+			bytesPerSecond: has(/rate\(download_gate_bytes_sent_total/),
+			inFlight: has(/download_gate_downloads_in_flight/),
+			storeUp: has(/download_gate_store_up/),
+			p99Latency: has(
+				/histogram_quantile\(0\.99, sum by \(route, le\) \(rate\(download_gate_http_request_duration_seconds_bucket/,
+			),
+		}).toEqual({
+			requestsByRouteAndStatus: true,
+			denialsByReason: true,
+			bytesPerSecond: true,
+			inFlight: true,
+			storeUp: true,
+			p99Latency: true,
+		})
+	})
+
+	toolTest(
+		'provisioning: the datasource is the compose Prometheus, the dashboards path is the mounted folder',
+		async () => {
+			const datasources = list(
+				dict(await readYaml('deploy/grafana/provisioning/datasources/prometheus.yml'), 'datasources').datasources,
+				'datasources',
+			).map((d) => dict(d, 'datasource'))
+			expect(datasources).toHaveLength(1)
+			const [datasource] = datasources
+			expect(datasource).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090', uid: 'prometheus' })
+
+			const services = await composeConfigOk(filledEnvExample, 'monitoring')
+			expect(ports(service(services, 'prometheus')).some((p) => p.endsWith(':9090'))).toBe(true)
+			const grafana = service(services, 'grafana')
+			const providers = list(
+				dict(await readYaml('deploy/grafana/provisioning/dashboards/download-gate.yml'), 'dashboards').providers,
+				'providers',
+			).map((p) => dict(p, 'provider'))
+			const paths = providers.map((p) => str(dict(p.options, 'options').path, 'path'))
+			expect(paths).toEqual([mountAt(grafana, '/etc/grafana/dashboards').target])
+			expect(environment(grafana).get('GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH')).toBe(
+				`${paths[0]}/download-gate.json`,
+			)
+
+			// Every panel and variable of the dashboard uses that datasource.
+			const board = await dashboard()
+			const used = new Set<string>()
+			const visit = (value: unknown): void => {
+				if (Array.isArray(value)) value.forEach(visit)
+				else if (isDict(value)) {
+					if (isDict(value.datasource)) used.add(str(value.datasource.uid, 'datasource.uid'))
+					Object.values(value).forEach(visit)
+				}
+			}
+			visit(board)
+			expect([...used]).toEqual([str(datasource?.uid, 'uid')])
+		},
+	)
 })
