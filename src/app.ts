@@ -1,13 +1,14 @@
 import { Elysia } from 'elysia'
 import { createCallerAuth } from './auth/caller'
 import type { Deps } from './deps'
-import { type AppError, InternalError } from './errors'
+import { InternalError } from './errors'
 import { clientIp } from './http/client-ip'
-import { corsModule } from './http/cors'
+import { corsModule, createCors } from './http/cors'
 import { errorResponse, toAppError } from './http/error-response'
 import { errorFields } from './log'
 import { docsModule } from './modules/docs'
 import { DOWNLOAD_PATH, downloadsModule } from './modules/downloads'
+import { createDownloadEndpoint } from './modules/downloads/endpoint'
 import { createRefusalLimiter } from './modules/downloads/refusals'
 import { createDownloadService } from './modules/downloads/service'
 import { lifecycleModule } from './modules/lifecycle'
@@ -43,8 +44,24 @@ export function createApp(deps: Deps) {
 	})
 	const downloads = createDownloadService({ codec, store, storage, log, cancellations: deps.cancellations })
 	const callerAuth = createCallerAuth(config, clock)
-	const telemetry = createTelemetry({ log, metrics })
+	const telemetry = createTelemetry({
+		log,
+		metrics,
+		logsRequests: log.enabled('info'),
+	})
 	const refusals = createRefusalLimiter({ rateLimiter: deps.rateLimiter, rule: config.rateLimitDenied, clock, log })
+	const cors = createCors(config.corsOrigins)
+	const download = createDownloadEndpoint({
+		downloads,
+		telemetry,
+		refusals,
+		cors,
+		allowQueryToken: config.allowQueryToken,
+		trustProxy: config.trustProxy,
+	})
+
+	const nativeDownload = (request: Bun.BunRequest<string>, server: Bun.Server<unknown>) =>
+		download(request, { user_id: request.params.user_id ?? '', filename: request.params.filename ?? '' }, server)
 
 	// What reaches the runtime's own error hook escaped every route (a body
 	// that failed while being sent, a bug in a hook): still one JSON shape.
@@ -53,30 +70,26 @@ export function createApp(deps: Deps) {
 		return errorResponse(new InternalError(error))
 	}
 
-	function logFailure(err: AppError, request: Request) {
-		if (err.status < 500) return
-		const fields = { request_id: telemetry.record(request).id, code: err.code, ...errorFields(err.cause ?? err) }
-		// A bug is logged whole; an unavailable store is an operational state, told once per request.
-		if (err.code === 'internal_error') log.error('request failed', fields)
-		else log.warn('request failed', fields)
-	}
-
 	return new Elysia({
 		name: 'download-gate',
-		serve: { development: false, error: lastResort, maxRequestBodySize: MAX_REQUEST_BODY_BYTES },
+		serve: {
+			development: false,
+			error: lastResort,
+			maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
+			// The hot path, straight from Bun's router (see endpoint.ts); other methods fall through to Elysia.
+			routes: { [DOWNLOAD_PATH]: { GET: nativeDownload, HEAD: nativeDownload } },
+		},
 	})
 		.onRequest(({ request, set, server }) => {
 			const rec = telemetry.record(request)
 			set.headers['x-request-id'] = rec.id
 			// Known only while the connection is open: taken now for the access line.
-			rec.ip = clientIp(request, server, config.trustProxy)
+			if (telemetry.logsRequests) rec.ip = clientIp(request, server, config.trustProxy)
 		})
 		.onError(async ({ error, code, set, request, route, server }) => {
 			let err = toAppError(error, code)
-			logFailure(err, request)
 			// Every refusal of a download counts toward the per-IP limit, malformed requests included.
-			if (route === DOWNLOAD_PATH)
-				err = await refusals.limit(err, telemetry.record(request).ip ?? clientIp(request, server, config.trustProxy))
+			if (route === DOWNLOAD_PATH) err = await refusals.limit(err, clientIp(request, server, config.trustProxy))
 			telemetry.refused(request, err)
 			set.status = err.status
 			set.headers['content-type'] = 'application/json; charset=utf-8'
@@ -84,10 +97,12 @@ export function createApp(deps: Deps) {
 			return err.toJSON()
 		})
 		.onAfterResponse(({ request, route, set, params }) => {
+			// The download endpoint writes its own line when it answers.
+			if (route === DOWNLOAD_PATH && telemetry.record(request).status !== undefined && set.status === 200) return
 			const status = typeof set.status === 'number' ? set.status : 200
 			telemetry.finish(request, route || 'unmatched', status, params ?? {})
 		})
-		.use(corsModule(config.corsOrigins))
+		.use(corsModule(cors))
 		.use(docsModule({ enabled: config.swaggerEnabled, publicBaseUrl: config.publicBaseUrl }))
 		.use(
 			opsModule({
@@ -111,7 +126,7 @@ export function createApp(deps: Deps) {
 			}),
 		)
 		.use(lifecycleModule({ lifecycle: createLifecycleService({ store, codec }), callerAuth }))
-		.use(downloadsModule({ downloads, telemetry, allowQueryToken: config.allowQueryToken }))
+		.use(downloadsModule(download))
 }
 
 /** The app's type, for typed clients (Eden treaty). */

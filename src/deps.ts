@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis'
 import type { Clock } from './clock'
 import { systemClock } from './clock'
 import type { Config } from './config'
@@ -10,6 +11,7 @@ import { instrumentStore } from './store/instrumented'
 import { createMemoryTokenStore } from './store/memory'
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './store/rate-limit'
 import { createRedisTokenStore } from './store/redis'
+import { createTrackedCache } from './store/tracking'
 import type { TokenStore } from './store/types'
 
 /** Everything the app needs from the outside world; built once per process. */
@@ -40,6 +42,8 @@ export interface DepsOverrides {
 
 /** How long a write may wait for replicas (`WAIT`), inside the ~1 s a store command may take. */
 const REPLICA_ACK_TIMEOUT_MS = 500
+/** Bytes of unlimited tokens' state each process may remember (a few hundred bytes each). */
+const TOKEN_CACHE_BYTES = 8 * 1024 * 1024
 
 /**
  * The only place that builds the Redis client and storage. Waits for Redis to
@@ -57,6 +61,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 			throw err
 		})
 	}
+	// Client-side caching on one connection (single Redis, Sentinel); a Cluster asks Redis every time.
+	const cache = client instanceof Redis ? createTrackedCache(client, log, TOKEN_CACHE_BYTES) : undefined
 	const store = instrumentStore(
 		client
 			? createRedisTokenStore(client, {
@@ -64,6 +70,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 					clock,
 					minReplicasAck: config.redisMinReplicasAck,
 					replicaAckTimeoutMs: REPLICA_ACK_TIMEOUT_MS,
+					...(cache ? { cache } : {}),
 				})
 			: createMemoryTokenStore({ clock }),
 		metrics,
@@ -83,6 +90,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 		async close() {
 			cancellations.stop()
 			await store.close()
+			await cache?.close()
 			if (client) await client.quit().catch(() => client.disconnect())
 		},
 	}

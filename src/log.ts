@@ -9,6 +9,8 @@ export interface Logger {
 	info(msg: string, fields?: Fields): void
 	warn(msg: string, fields?: Fields): void
 	error(msg: string, fields?: Fields): void
+	/** Whether lines at `level` are written (callers skip building fields for nothing). */
+	enabled(level: 'debug' | 'info' | 'warn' | 'error'): boolean
 	/** A logger whose every line also carries `fields` (e.g. the request id). */
 	child(fields: Fields): Logger
 	/** Writes out anything buffered (at shutdown). */
@@ -26,6 +28,7 @@ function wrap(p: pino.Logger, flushSync: () => void): Logger {
 		info: (msg, fields) => p.info(fields ?? {}, msg),
 		warn: (msg, fields) => p.warn(fields ?? {}, msg),
 		error: (msg, fields) => p.error(fields ?? {}, msg),
+		enabled: (level) => p.isLevelEnabled(level),
 		child: (fields) => wrap(p.child(fields), flushSync),
 		flush: flushSync,
 	}

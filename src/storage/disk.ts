@@ -1,5 +1,4 @@
 import {
-	type BigIntStats,
 	closeSync,
 	constants,
 	existsSync,
@@ -8,8 +7,10 @@ import {
 	read,
 	readlinkSync,
 	realpathSync,
+	type Stats,
 	statSync,
 } from 'node:fs'
+
 import { join, sep } from 'node:path'
 
 /**
@@ -50,7 +51,7 @@ export interface FileSystem {
 	openPath(path: string): number
 	/** Opens a readable descriptor on the file behind `fd`. */
 	openReadable(fd: number): number
-	fstat(fd: number): BigIntStats
+	fstat(fd: number): Stats
 	/** The real path the kernel holds for `fd`, or null when it cannot say. */
 	pathOf(fd: number): string | null
 	read(fd: number, buffer: Uint8Array, length: number, position: number): Promise<number>
@@ -66,7 +67,7 @@ export function nodeFileSystem(): FileSystem {
 	return {
 		openPath: (path) => openSync(path, linux ? O_PATH : constants.O_RDONLY | constants.O_NONBLOCK),
 		openReadable: (fd) => (linux ? openSync(`${PROC_FD}/${fd}`, 'r') : fd),
-		fstat: (fd) => fstatSync(fd, { bigint: true }),
+		fstat: (fd) => fstatSync(fd),
 		pathOf: (fd) => (linux ? readlinkSync(`${PROC_FD}/${fd}`) : null),
 		read: (fd, buffer, length, position) =>
 			new Promise((resolve, reject) =>
@@ -87,12 +88,52 @@ function isNotFound(err: unknown): boolean {
 // response, which happens in the microtasks that follow the handler, so by the
 // next macrotask its own descriptor is open and ours may go. Closing earlier
 // could let the number be reused by another open before Bun reads it.
-const closingSoon: (() => void)[] = []
-function closeLater(close: () => void): void {
-	if (closingSoon.push(close) === 1)
+const closingSoon: Handle[] = []
+function closeLater(handle: Handle): void {
+	if (closingSoon.push(handle) === 1)
 		setImmediate(() => {
-			for (const c of closingSoon.splice(0)) c()
+			for (const h of closingSoon.splice(0)) h.close()
 		})
+}
+
+/** An opened file (a class, not a closure per request: the download path allocates as little as it can). */
+class Handle implements OpenedFile {
+	readonly size: number
+	readonly mtimeMs: number
+	readonly etag: string
+	readonly reopenPath: string | null
+	#readable: number | null = null
+	#closed = false
+
+	constructor(
+		private readonly fs: FileSystem,
+		private readonly fd: number,
+		st: Stats,
+		reopenable: boolean,
+	) {
+		this.size = st.size
+		this.mtimeMs = st.mtimeMs
+		// mtime to the microsecond: a rewrite within the same millisecond still changes the validator.
+		this.etag = `"${st.size.toString(36)}-${Math.round(st.mtimeMs * 1000).toString(36)}-${st.ino.toString(36)}"`
+		this.reopenPath = reopenable ? `${PROC_FD}/${fd}` : null
+	}
+
+	read(buffer: Uint8Array, length: number, position: number): Promise<number> {
+		if (this.#closed) return Promise.resolve(0)
+		this.#readable ??= this.fs.openReadable(this.fd)
+		return this.fs.read(this.#readable, buffer, length, position)
+	}
+
+	close(): void {
+		if (this.#closed) return
+		this.#closed = true
+		if (this.#readable !== null && this.#readable !== this.fd) this.fs.close(this.#readable)
+		this.fs.close(this.fd)
+	}
+
+	closeSoon(): void {
+		closeLater(this)
+	}
 }
 
 /**
@@ -111,35 +152,11 @@ export function createDiskStorage(rootDir: string, fs: FileSystem = nodeFileSyst
 
 	// Where /proc cannot name the opened file, the path is resolved now and
 	// must still be the same inode: an escape swapped in between shows as another inode.
-	function confinedElsewhere(path: string, st: BigIntStats, base: string): boolean {
+	function confinedElsewhere(path: string, st: Stats, base: string): boolean {
 		const real = realpathSync.native(path)
 		if (!real.startsWith(base + sep)) return false
-		const again = statSync(real, { bigint: true })
+		const again = statSync(real)
 		return again.ino === st.ino && again.dev === st.dev
-	}
-
-	function opened(fd: number, st: BigIntStats, reopenable: boolean): OpenedFile {
-		let readable: number | null = null
-		let closed = false
-		const close = () => {
-			if (closed) return
-			closed = true
-			if (readable !== null && readable !== fd) fs.close(readable)
-			fs.close(fd)
-		}
-		return {
-			size: Number(st.size),
-			mtimeMs: Number(st.mtimeMs),
-			etag: `"${st.size.toString(36)}-${st.mtimeNs.toString(36)}-${st.ino.toString(36)}"`,
-			reopenPath: reopenable ? `${PROC_FD}/${fd}` : null,
-			read(buffer, length, position) {
-				if (closed) return Promise.resolve(0)
-				readable ??= fs.openReadable(fd)
-				return fs.read(readable, buffer, length, position)
-			},
-			close,
-			closeSoon: () => closeLater(close),
-		}
 	}
 
 	return {
@@ -159,7 +176,7 @@ export function createDiskStorage(rootDir: string, fs: FileSystem = nodeFileSyst
 				const st = fs.fstat(fd)
 				const real = st.isFile() ? fs.pathOf(fd) : null
 				const inside = st.isFile() && (real === null ? confinedElsewhere(path, st, base) : real.startsWith(base + sep))
-				if (inside) return opened(fd, st, real !== null)
+				if (inside) return new Handle(fs, fd, st, real !== null)
 			} catch (err) {
 				fs.close(fd)
 				if (isNotFound(err)) return null

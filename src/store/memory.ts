@@ -151,6 +151,17 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 			return out
 		},
 
+		peek(userId, jti, filename) {
+			const record = users.get(userId)?.get(jti)
+			return (
+				record !== undefined &&
+				record.expiresAtS > nowS() &&
+				!record.revoked &&
+				record.bytesLeft === null &&
+				record.filename === filename
+			)
+		},
+
 		async ping() {},
 
 		async close() {

@@ -3,6 +3,7 @@ import type { Clock } from '../clock'
 import type { RateLimit } from '../config'
 import { StoreUnavailableError } from '../errors'
 import { defineScripts, type RedisClient, type Script, toInt } from './scripts'
+import type { TrackedCache } from './tracking'
 import type { CreateResult, NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
 
 export type { RedisClient } from './scripts'
@@ -102,9 +103,11 @@ end
 return n
 `
 
+const UNLIMITED: TakeResult = Object.freeze({ status: 'ok', budgeted: false })
+
 const TAKE_CODES: Record<number, (left: number) => TakeResult> = {
 	0: () => ({ status: 'missing' }),
-	1: () => ({ status: 'ok', budgeted: false }),
+	1: () => UNLIMITED,
 	2: () => ({ status: 'revoked' }),
 	3: (bytesLeft) => ({ status: 'used_up', bytesLeft }),
 	4: (bytesLeft) => ({ status: 'ok', budgeted: true, bytesLeft }),
@@ -120,6 +123,12 @@ export interface RedisStoreOptions {
 	readonly minReplicasAck?: number
 	/** How long `WAIT` may take, in ms (inside the command timeout). */
 	readonly replicaAckTimeoutMs?: number
+	/**
+	 * Unlimited tokens' state remembered per process, kept coherent by Redis
+	 * (see tracking.ts): a token checked once is then checked without a round
+	 * trip until any client changes its record. Budget takes always go to Redis.
+	 */
+	readonly cache?: TrackedCache
 }
 
 /** The field of a reservation in the token's record. */
@@ -131,7 +140,7 @@ const reservationField = (reservation: string) => `v:${reservation}`
  * and writes the replicas did not acknowledge in time, become `StoreUnavailableError`.
  */
 export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptions): TokenStore {
-	const { prefix, clock } = opts
+	const { prefix, clock, cache } = opts
 	const ack = opts.minReplicasAck ?? 0
 	const ackTimeoutMs = opts.replicaAckTimeoutMs ?? 500
 	const scripts = defineScripts(client, {
@@ -203,15 +212,20 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		},
 
 		async take(userId, jti, bytes, options = {}): Promise<TakeResult> {
+			const key = tokenKey(userId, jti)
+			// The remembered state of an unlimited token: exists, not revoked, for this file.
+			const remembered = cache?.lookup(key)
+			if (remembered !== undefined && remembered === options.filename) return UNLIMITED
+			const ticket = cache?.ticket() ?? null
 			const field = options.reservation ? reservationField(options.reservation) : ''
 			const args = [bytes, options.filename ?? '', field]
 			// A pure check writes nothing, so it needs no acknowledgement.
-			const reply = (await (bytes > 0
-				? write(scripts.take, [tokenKey(userId, jti)], args)
-				: scripts.take.run([tokenKey(userId, jti)], args))) as unknown[]
+			const reply = (await (bytes > 0 ? write(scripts.take, [key], args) : scripts.take.run([key], args))) as unknown[]
 			const decode = TAKE_CODES[toInt(reply[0])]
 			if (!decode) throw new StoreUnavailableError(new Error(`unexpected take reply ${String(reply[0])}`))
-			return decode(toInt(reply[1]))
+			const result = decode(toInt(reply[1]))
+			if (result === UNLIMITED && options.filename !== undefined) cache?.fill(key, options.filename, ticket)
+			return result
 		},
 
 		async settle(userId, jti, reservation, written, broken) {
@@ -229,6 +243,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		},
 
 		async revoke(userId, jti) {
+			cache?.forget(tokenKey(userId, jti))
 			return toInt(await write(scripts.revoke, [tokenKey(userId, jti)], ['', 'count-known'])) === 1
 		},
 
@@ -238,6 +253,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 			// Batches keep each script short so one user's revoke-all never blocks Redis for long.
 			for (let i = 0; i < jtis.length; i += 500) {
 				const keys = jtis.slice(i, i + 500).map((jti) => tokenKey(userId, jti))
+				for (const key of keys) cache?.forget(key)
 				revoked += toInt(await write(scripts.revoke, keys, [filename ?? '', 'count-new']))
 			}
 			return revoked
@@ -269,6 +285,10 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 				})
 			})
 			return out
+		},
+
+		peek(userId, jti, filename) {
+			return cache !== undefined && cache.lookup(tokenKey(userId, jti)) === filename
 		},
 
 		async ping() {

@@ -94,6 +94,12 @@ export interface TokenStore {
 	revokeAll(userId: string, filename?: string): Promise<number>
 	/** The user's live (unexpired, unrevoked, not used-up) tokens, pruning expired index entries. */
 	list(userId: string): Promise<TokenInfo[]>
+	/**
+	 * Without asking anyone: true when this process already knows (and may
+	 * trust right now) that the token is live, unrevoked, unlimited and for
+	 * `filename`. False means "ask with `take`", never "refused".
+	 */
+	peek(userId: string, jti: string, filename: string): boolean
 	/** Resolves when the store answers. */
 	ping(): Promise<void>
 	/** Releases what this store created (timers; not a client it was given). */

@@ -14,22 +14,23 @@ export interface BodyEnd {
 	readonly complete: boolean
 }
 
-function representationHeaders(plan: DownloadPlan): Record<string, string> {
+// Adds the representation's headers to `headers` (the caller's own object: one allocation per response).
+function withRepresentationHeaders(plan: DownloadPlan, headers: Record<string, string>): Record<string, string> {
 	const { file, claims } = plan
-	return {
-		'Content-Type': contentTypeFor(claims.filename),
-		'Content-Disposition': contentDisposition(claims.filename),
-		'X-Content-Type-Options': 'nosniff',
-		'Cache-Control': 'private, no-store',
-		'Accept-Ranges': 'bytes',
-		ETag: file.etag,
-		'Last-Modified': new Date(file.mtimeMs).toUTCString(),
-		Date: httpDateNow(),
-	}
+	headers['Content-Type'] = contentTypeFor(claims.filename)
+	headers['Content-Disposition'] = contentDisposition(claims.filename)
+	headers['X-Content-Type-Options'] = 'nosniff'
+	headers['Cache-Control'] = 'private, no-store'
+	headers['Accept-Ranges'] = 'bytes'
+	headers.ETag = file.etag
+	headers['Last-Modified'] = new Date(file.mtimeMs).toUTCString()
+	headers.Date = httpDateNow()
+	return headers
 }
 
 /**
- * Turns a plan into the Response, and takes over its file: every path closes
+ * Turns a plan into the Response (with `extraHeaders`, e.g. CORS and the
+ * request id, among its own), and takes over its file: every path closes
  * it. Bodies come from the file opened at the check, never the path: zero-copy
  * `Bun.file` bodies reopen that very file through `/proc/self/fd`, counted
  * streams read its descriptor. No body exceeds the checked size. Budgeted
@@ -43,9 +44,10 @@ export function downloadResponse(
 	method: 'GET' | 'HEAD',
 	signal: AbortSignal,
 	onEnd: (end: BodyEnd) => void,
+	extraHeaders: Record<string, string> = {},
 ): Response {
 	const { file, selection } = plan
-	const headers = representationHeaders(plan)
+	const headers = withRepresentationHeaders(plan, { ...extraHeaders })
 
 	if (selection.kind === 'not-modified') {
 		file.close()
@@ -63,6 +65,7 @@ export function downloadResponse(
 		return new Response(body, {
 			status: 416,
 			headers: {
+				...extraHeaders,
 				'Content-Type': 'application/json; charset=utf-8',
 				'Content-Range': `bytes */${file.size}`,
 				'Cache-Control': 'no-store',

@@ -44,6 +44,13 @@ export interface DownloadService {
 	 */
 	prepare(request: DownloadRequest): Promise<DownloadPlan>
 	/**
+	 * The same checks answered from what this process already knows and may
+	 * trust right now (the token's verdict, an unlimited token's live record),
+	 * without waiting on anything: the plan, or null to ask with `prepare`.
+	 * Throws the refusals it can decide on its own, as `prepare` would.
+	 */
+	prepareKnown(request: DownloadRequest): DownloadPlan | null
+	/**
 	 * After the body: ends the reservation, giving back what a broken
 	 * connection did not deliver. Resolves with the bytes given back; never rejects.
 	 */
@@ -116,15 +123,42 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		}
 	}
 
+	// Checks 1 and 4, and a remembered revocation: the same whether the rest is known or asked.
+	function presented(request: DownloadRequest): string {
+		assertValidNames(request.userId, request.filename)
+		if (request.token === null) throw new TokenError('missing_token', 'A download token is required.')
+		return request.token
+	}
+	function bound(claims: DownloadClaims, request: DownloadRequest): DownloadClaims {
+		if (claims.action !== 'download' || claims.user_id !== request.userId || claims.filename !== request.filename)
+			throw new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
+		// The size test spares the happy path a key string while nothing is remembered.
+		if (knownRevoked.size > 0 && knownRevoked.has(revokedKey(claims))) throw revoked()
+		return claims
+	}
+
 	return {
+		prepareKnown(request) {
+			const claims = codec.verifiedSync(presented(request))
+			if (claims === null) return null
+			bound(claims, request)
+			if (!store.peek(claims.user_id, claims.jti, claims.filename)) return null
+			const file = storage.open(request.userId, request.filename)
+			// A missing file is answered by the full path, which asks the store first (SPEC order).
+			if (!file) return null
+			return {
+				claims,
+				file,
+				selection: selectRepresentation(request.conditional, file),
+				budgeted: false,
+				reserved: 0,
+				reservation: null,
+				requestId: request.requestId,
+			}
+		},
+
 		async prepare(request) {
-			assertValidNames(request.userId, request.filename)
-			if (request.token === null) throw new TokenError('missing_token', 'A download token is required.')
-			const claims = await codec.verify(request.token)
-			if (claims.action !== 'download' || claims.user_id !== request.userId || claims.filename !== request.filename)
-				throw new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
-			// The size test spares the happy path a key string while nothing is remembered.
-			if (knownRevoked.size > 0 && knownRevoked.has(revokedKey(claims))) throw revoked()
+			const claims = bound(await codec.verify(presented(request)), request)
 
 			const file = storage.open(request.userId, request.filename)
 			if (!file) {

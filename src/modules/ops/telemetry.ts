@@ -1,5 +1,5 @@
 import type { AppError } from '../../errors'
-import type { Logger } from '../../log'
+import { errorFields, type Logger } from '../../log'
 import type { DownloadResult, Metrics } from './metrics'
 
 /** What is known of one request, filled in as it is handled; one access line is written from it. */
@@ -22,11 +22,13 @@ export interface RequestRecord {
 /** Request ids, access lines and the per-request metrics of SPEC §3.4. */
 export interface Telemetry {
 	readonly metrics: Metrics
+	/** Whether an access line is written per request (LOG_LEVEL info or debug): only then is the client IP looked up for it. */
+	readonly logsRequests: boolean
 	/** The record of `request`, created (with its id) on first use. */
 	record(request: Request): RequestRecord
 	/** A logger whose lines carry the request's id. */
 	logFor(request: Request): Logger
-	/** Notes a refusal: its code on the record, and the denial metric. */
+	/** Notes a refusal: its code on the record and the denial metric; a 5xx is also logged (a bug in full, an outage briefly). */
 	refused(request: Request, error: AppError): void
 	/** Counts a download body that ended (or was answered without one). */
 	downloadEnded(result: DownloadResult, budgeted: boolean, bytes: number): void
@@ -44,13 +46,45 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 const processTag = crypto.randomUUID().slice(0, 8)
 let counter = 0
 
-const statusClass = (status: number) => `${Math.floor(status / 100)}xx`
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx']
+const statusClass = (status: number) => STATUS_CLASSES[Math.floor(status / 100) - 1] ?? 'other'
+// Clients may send any method: only these become label values, or labels could grow without bound.
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'DELETE', 'OPTIONS', 'PUT', 'PATCH'])
+
+/** Memoizes labelled children by key: prom-client hashes a labels object on every call otherwise. */
+function children<T>(make: (key: string) => T): (key: string) => T {
+	const made = new Map<string, T>()
+	return (key) => {
+		let child = made.get(key)
+		if (child === undefined) {
+			child = make(key)
+			made.set(key, child)
+		}
+		return child
+	}
+}
 
 /** Builds the telemetry of one process over `log` and `metrics`. */
-export function createTelemetry(deps: { log: Logger; metrics: Metrics; now?: () => number }): Telemetry {
-	const { log, metrics } = deps
+export function createTelemetry(deps: {
+	log: Logger
+	metrics: Metrics
+	/** Whether access lines are written (LOG_LEVEL info or debug). */
+	logsRequests: boolean
+	now?: () => number
+}): Telemetry {
+	const { log, metrics, logsRequests } = deps
 	const now = deps.now ?? (() => performance.now())
 	const records = new WeakMap<Request, RequestRecord>()
+	// Keys are built from bounded label values only (route patterns, known methods, status classes).
+	const durationOf = children((key) => {
+		const [route = '', method = '', status_class = ''] = key.split('\n')
+		return metrics.requestDuration.labels({ route, method, status_class })
+	})
+	const downloadsOf = children((key) => {
+		const [result = '', budgeted = ''] = key.split('\n')
+		return metrics.downloads.labels({ result, budgeted })
+	})
+	const bytesOf = children((budgeted) => metrics.bytesSent.labels({ budgeted }))
 
 	function record(request: Request): RequestRecord {
 		let rec = records.get(request)
@@ -65,6 +99,7 @@ export function createTelemetry(deps: { log: Logger; metrics: Metrics; now?: () 
 
 	return {
 		metrics,
+		logsRequests,
 		record,
 		logFor: (request) => log.child({ request_id: record(request).id }),
 		refused(request, error) {
@@ -72,20 +107,26 @@ export function createTelemetry(deps: { log: Logger; metrics: Metrics; now?: () 
 			rec.code = error.code
 			rec.status = error.status
 			metrics.denials.inc({ reason: error.code })
+			if (error.status < 500) return
+			const fields = { request_id: rec.id, code: error.code, ...errorFields(error.cause ?? error) }
+			// A bug is logged whole; an unavailable store is an operational state, told once per request.
+			if (error.code === 'internal_error') log.error('request failed', fields)
+			else log.warn('request failed', fields)
 		},
 		downloadEnded(result, budgeted, bytes) {
 			const b = budgeted ? 'true' : 'false'
-			metrics.downloads.inc({ result, budgeted: b })
-			if (bytes > 0) metrics.bytesSent.inc({ budgeted: b }, bytes)
+			downloadsOf(`${result}\n${b}`).inc()
+			if (bytes > 0) bytesOf(b).inc(bytes)
 		},
 		finish(request, route, status, params) {
 			const rec = record(request)
-			const method = request.method
+			const method = METHODS.has(request.method) ? request.method : 'other'
 			if (rec.userId === undefined && typeof params.user_id === 'string') rec.userId = params.user_id
 			if (rec.filename === undefined && typeof params.filename === 'string') rec.filename = params.filename
 			const finalStatus = rec.status ?? status
 			const durationMs = now() - rec.startedMs
-			metrics.requestDuration.observe({ route, method, status_class: statusClass(finalStatus) }, durationMs / 1000)
+			durationOf(`${route}\n${method}\n${statusClass(finalStatus)}`).observe(durationMs / 1000)
+			if (!logsRequests) return
 			log.info('request', {
 				request_id: rec.id,
 				method,
