@@ -19,8 +19,13 @@ import { tokensModule } from './modules/tokens'
 import { createDownloadTokenCodec } from './modules/tokens/download-token'
 import { createTokenService } from './modules/tokens/service'
 
-/** Requests with larger bodies are cut off by the runtime itself; routes set their own, smaller limits. */
-const MAX_REQUEST_BODY_BYTES = 1024 * 1024
+/**
+ * Bodies larger than this are refused by the runtime itself (a bare 413,
+ * before any of our code runs). Routes with a body read it against their own,
+ * far smaller limits and answer 413 JSON; this outer bound only has to be
+ * high enough that ordinary oversized requests reach that JSON answer.
+ */
+const MAX_REQUEST_BODY_BYTES = 16 * 1024 * 1024
 
 /**
  * The root Elysia app: request ids, one error renderer, CORS, then each

@@ -62,7 +62,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 		})
 	}
 	// Client-side caching on one connection (single Redis, Sentinel); a Cluster asks Redis every time.
-	const cache = client instanceof Redis ? createTrackedCache(client, log, TOKEN_CACHE_BYTES) : undefined
+	const cache =
+		client instanceof Redis ? createTrackedCache(client, log, TOKEN_CACHE_BYTES, config.redisKeyPrefix) : undefined
 	const store = instrumentStore(
 		client
 			? createRedisTokenStore(client, {

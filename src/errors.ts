@@ -43,6 +43,10 @@ export class InvalidRequestError extends AppError {
 	}
 }
 
+// RFC 6750 §3: error_description is printable ASCII without quote or backslash
+// (and a header value must not carry anything else anyway).
+const challengeText = (message: string) => message.replace(/[^\x20-\x7e]|["\\]/g, "'")
+
 /** 401 on the download route: Bearer challenge per RFC 6750. */
 export class TokenError extends AppError {
 	constructor(
@@ -53,7 +57,7 @@ export class TokenError extends AppError {
 		const challenge =
 			code === 'missing_token'
 				? 'Bearer realm="download-gate"'
-				: `Bearer realm="download-gate", error="invalid_token", error_description="${message.replace(/"/g, "'")}"`
+				: `Bearer realm="download-gate", error="invalid_token", error_description="${challengeText(message)}"`
 		super(code, 401, message, { 'WWW-Authenticate': challenge }, options)
 	}
 }

@@ -66,26 +66,66 @@ export function httpDateS(value: string): number | null {
 	return null
 }
 
-const MAX_DIGITS = 15 // stays below 2^53, so byte positions are exact numbers
-
 type ParsedRange = { start: number; end: number } | 'unsatisfiable' | 'ignore'
 
-/** Parses a single `bytes=` range; multiple ranges, other units and bad syntax are ignored (RFC 9110 §14.2). */
+const isOws = (c: string | undefined) => c === ' ' || c === '\t'
+function trimOws(s: string): string {
+	let a = 0
+	let b = s.length
+	while (a < b && isOws(s[a])) a++
+	while (b > a && isOws(s[b - 1])) b--
+	return s.slice(a, b)
+}
+
+const significant = (digits: string) => digits.replace(/^0+(?=\d)/, '')
+
+/** A decimal position of any length: exact up to 2^53 − 1, else Infinity (beyond any file). */
+function position(digits: string): number {
+	const s = significant(digits)
+	const n = s.length > 16 ? Number.POSITIVE_INFINITY : Number(s)
+	return n > Number.MAX_SAFE_INTEGER ? Number.POSITIVE_INFINITY : n
+}
+
+/** `a < b` for decimal strings of any length (exactly, also beyond 2^53). */
+function lessThan(a: string, b: string): boolean {
+	const x = significant(a)
+	const y = significant(b)
+	return x.length !== y.length ? x.length < y.length : x < y
+}
+
+/**
+ * Parses a `Range` header against a file of `size` bytes (RFC 9110 §14.1.2):
+ * `bytes=` (any case) then a list read with the recipient list rule (OWS
+ * around commas, empty elements skipped). One range is honoured; several are
+ * ignored (the whole file is sent), as is anything malformed or another unit.
+ * A first position at or beyond the end is unsatisfiable, a last position
+ * beyond it is clamped, positions of any length are understood.
+ */
 export function parseRange(header: string, size: number): ParsedRange {
-	const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header)
-	if (!m) return 'ignore'
-	const [, first = '', last = ''] = m
-	if (first.length > MAX_DIGITS || last.length > MAX_DIGITS) return 'ignore'
-	if (first === '') {
-		if (last === '') return 'ignore'
-		const suffix = Number(last)
-		if (suffix === 0 || size === 0) return 'unsatisfiable'
-		return { start: Math.max(0, size - suffix), end: size - 1 }
+	const eq = header.indexOf('=')
+	if (eq < 0 || header.slice(0, eq).toLowerCase() !== 'bytes') return 'ignore'
+	let spec: string | null = null
+	for (const element of header.slice(eq + 1).split(',')) {
+		const trimmed = trimOws(element)
+		if (trimmed === '') continue
+		if (spec !== null) return 'ignore'
+		spec = trimmed
 	}
-	const start = Number(first)
-	if (last !== '' && Number(last) < start) return 'ignore'
-	if (start >= size) return 'unsatisfiable'
-	return { start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) }
+	if (spec === null) return 'ignore'
+	const int = /^([0-9]+)-([0-9]*)$/.exec(spec)
+	if (int) {
+		if (int[2] && lessThan(int[2], int[1] ?? '')) return 'ignore'
+		const first = position(int[1] ?? '')
+		const last = int[2] ? position(int[2]) : null
+		if (first >= size) return 'unsatisfiable'
+		return { start: first, end: last === null || last >= size - 1 ? size - 1 : last }
+	}
+	const suffix = /^-([0-9]+)$/.exec(spec)
+	if (!suffix) return 'ignore'
+	const length = position(suffix[1] ?? '')
+	// A 206 cannot carry zero bytes: an empty suffix, or any suffix of an empty file.
+	if (length === 0 || size === 0) return 'unsatisfiable'
+	return { start: length >= size ? 0 : size - length, end: size - 1 }
 }
 
 function ifRangeHolds(ifRange: string, file: Representation): boolean {

@@ -1,3 +1,5 @@
+import { BoundedCache, stringBytes } from '../bounded-cache'
+
 // RFC 5987 attr-char: everything else in filename* is percent-encoded.
 const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/
 
@@ -10,12 +12,17 @@ function encodeExtValue(value: string): string {
 	return out
 }
 
-/** An ASCII stand-in: accents dropped (é → e), other non-ASCII, quotes and backslashes become `_`. */
+/**
+ * An ASCII stand-in: accents dropped (é → e), other non-ASCII, quotes and
+ * backslashes become `_`; a name left empty or hidden (all marks, `.mp4`)
+ * gets a `download` stem, so old clients never save a dot-file.
+ */
 export function asciiFallback(filename: string): string {
-	return filename
+	const ascii = filename
 		.normalize('NFKD')
 		.replace(/\p{M}/gu, '')
-		.replace(/[^\x20-\x7e]|["\\%]/gu, '_')
+		.replace(/[^\x20-\x7e]|["\\%/]/gu, '_')
+	return ascii === '' || ascii.startsWith('.') ? `download${ascii}` : ascii
 }
 
 /**
@@ -26,11 +33,10 @@ export function contentDisposition(filename: string): string {
 	let value = memo.get(filename)
 	if (value === undefined) {
 		value = `attachment; filename="${asciiFallback(filename)}"; filename*=UTF-8''${encodeExtValue(filename)}`
-		if (memo.size >= 1000) memo.clear()
 		memo.set(filename, value)
 	}
 	return value
 }
 
 // The same few files are downloaded over and over; encoding them once is enough.
-const memo = new Map<string, string>()
+const memo = new BoundedCache<string>(256 * 1024, (key, value) => stringBytes(key) + stringBytes(value))

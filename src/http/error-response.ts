@@ -24,7 +24,11 @@ export function toAppError(error: unknown, code: string | number): AppError {
 				: `${type ?? 'request'} ${valueError?.path ?? ''}: ${valueError?.message ?? 'invalid'}`.trim(),
 		)
 	}
-	if (code === 'PARSE') return new InvalidRequestError('The request body is not valid JSON.')
+	if (code === 'PARSE') {
+		// Elysia wraps whatever a body parser throws: a refusal of ours (413) stays what it is.
+		const cause = (error as { cause?: unknown }).cause
+		return cause instanceof AppError ? cause : new InvalidRequestError('The request body is not valid JSON.')
+	}
 	if (code === 'INVALID_COOKIE_SIGNATURE' || code === 'INVALID_FILE_TYPE')
 		return new InvalidRequestError('The request is malformed.')
 	return new InternalError(error)

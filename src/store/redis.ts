@@ -131,6 +131,9 @@ export interface RedisStoreOptions {
 	readonly cache?: TrackedCache
 }
 
+/** How long a revocation waits for every instance to confirm it dropped its cached copy. */
+const BARRIER_TIMEOUT_MS = 500
+
 /** The field of a reservation in the token's record. */
 const reservationField = (reservation: string) => `v:${reservation}`
 
@@ -244,7 +247,10 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 
 		async revoke(userId, jti) {
 			cache?.forget(tokenKey(userId, jti))
-			return toInt(await write(scripts.revoke, [tokenKey(userId, jti)], ['', 'count-known'])) === 1
+			const known = toInt(await write(scripts.revoke, [tokenKey(userId, jti)], ['', 'count-known'])) === 1
+			// Answered only once every instance dropped its copy: refused everywhere from the next request.
+			await cache?.barrier(BARRIER_TIMEOUT_MS)
+			return known
 		},
 
 		async revokeAll(userId, filename) {
@@ -256,6 +262,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 				for (const key of keys) cache?.forget(key)
 				revoked += toInt(await write(scripts.revoke, keys, [filename ?? '', 'count-new']))
 			}
+			if (revoked > 0) await cache?.barrier(BARRIER_TIMEOUT_MS)
 			return revoked
 		},
 

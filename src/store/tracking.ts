@@ -24,6 +24,12 @@ export interface TrackedCache {
 	fill(key: string, value: string, ticket: number | null): void
 	/** Forgets `key` at once (this process changed it). */
 	forget(key: string): void
+	/**
+	 * Resolves once every instance subscribed to invalidations has handled all
+	 * of them sent so far (or after `timeoutMs`): call after a write that must
+	 * be refused everywhere from the very next request (a revocation).
+	 */
+	barrier(timeoutMs: number): Promise<void>
 	/** Whether entries are trusted right now. */
 	readonly trusted: boolean
 	/** Stops tracking and closes the invalidation connection. */
@@ -31,22 +37,43 @@ export interface TrackedCache {
 }
 
 const INVALIDATE_CHANNEL = '__redis__:invalidate'
+/** A Redis that does not answer a heartbeat within this long is not trusted (a hung primary keeps its sockets open). */
+const HEARTBEAT_TIMEOUT_MS = 1000
+const HEARTBEAT_EVERY_MS = 250
 
 /**
  * Tracking in REDIRECT mode: the data connection (`client`, which the store
  * uses for its reads) sends its invalidations to a second connection
- * subscribed to `__redis__:invalidate` (ioredis 6 drops RESP3 invalidation
- * pushes, so they cannot come on the data connection itself). A read racing an
+ * subscribed to `__redis__:invalidate` over RESP2 (ioredis 6 drops RESP3
+ * invalidation pushes, so they cannot come as pushes at all). A read racing an
  * invalidation is not cached: `fill` refuses once anything was invalidated
  * after its `ticket`.
  */
-export function createTrackedCache(client: Redis, log: Logger, maxBytes: number): TrackedCache {
+export function createTrackedCache(
+	client: Redis,
+	log: Logger,
+	maxBytes: number,
+	/** Names the barrier channels; instances sharing a key prefix share them. */
+	channelPrefix = 'dlg:',
+): TrackedCache {
+	// Barriers travel on the same connection as the invalidations, after them:
+	// an instance that answers one has already dropped what was invalidated before it.
+	const barrierChannel = `${channelPrefix}cache-barrier`
+	const ackChannel = `${channelPrefix}cache-ack:${crypto.randomUUID()}`
+	// Acks can arrive before PUBLISH answers how many to expect: both are counted.
+	const pendingBarriers = new Map<string, { got: number; expected: number | null; done: () => void }>()
+	const settleBarrier = (nonce: string) => {
+		const pending = pendingBarriers.get(nonce)
+		if (pending && pending.expected !== null && pending.got >= pending.expected) pending.done()
+	}
 	const entries = new BoundedCache<string>(maxBytes, (key, value) => stringBytes(key) + stringBytes(value))
 	// Bumped on every invalidation, flush, disconnect and re-enable: a ticket older than it is void.
 	let generation = 0
 	let trusted = false
 	let closed = false
 	let subscriberId: number | null = null
+	// Set when the server refuses tracking (old Redis, an ACL without CLIENT): no retry until a reconnect.
+	let unsupported = false
 
 	const distrust = (why: string) => {
 		generation++
@@ -56,7 +83,9 @@ export function createTrackedCache(client: Redis, log: Logger, maxBytes: number)
 	}
 
 	// Subscribed anew on every connect (by the ready handler), after CLIENT ID names the connection.
-	const subscriber = client.duplicate({ lazyConnect: true, autoResubscribe: false })
+	// RESP2: to a RESP3 connection Redis sends invalidations as `invalidate`
+	// pushes, which ioredis drops; to RESP2 ones, as messages on the channel.
+	const subscriber = client.duplicate({ lazyConnect: true, autoResubscribe: false, protocol: 2 })
 
 	async function enable() {
 		const id = subscriberId
@@ -67,7 +96,10 @@ export function createTrackedCache(client: Redis, log: Logger, maxBytes: number)
 			await client.call('CLIENT', 'TRACKING', 'OFF')
 			await client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id))
 		} catch (err) {
-			log.warn('client-side caching unavailable; asking Redis every time', errorFields(err))
+			if (client.status === 'ready') {
+				unsupported = true
+				log.warn('client-side caching unavailable; asking Redis every time', errorFields(err))
+			}
 			return
 		}
 		// Trusted only if nothing dropped while it was being switched on.
@@ -77,7 +109,22 @@ export function createTrackedCache(client: Redis, log: Logger, maxBytes: number)
 		}
 	}
 
-	subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer | Buffer[] | null) => {
+	subscriber.on('messageBuffer', (channelBuffer: Buffer, message: Buffer | Buffer[] | null) => {
+		const channel = channelBuffer.toString()
+		if (channel === barrierChannel) {
+			// "<ack channel> <nonce>": everything before it on this connection is handled.
+			const [replyTo = '', nonce = ''] = String(message).split(' ')
+			client.publish(replyTo, nonce).catch(() => {})
+			return
+		}
+		if (channel === ackChannel) {
+			const nonce = String(message)
+			const pending = pendingBarriers.get(nonce)
+			if (pending) pending.got++
+			settleBarrier(nonce)
+			return
+		}
+		// A new epoch: any read sent before this message may predate the change it reports.
 		generation++
 		// A null message means the whole keyspace changed (FLUSHALL, FLUSHDB).
 		if (message === null) return entries.clear()
@@ -87,7 +134,7 @@ export function createTrackedCache(client: Redis, log: Logger, maxBytes: number)
 		void (async () => {
 			try {
 				const id = Number(await subscriber.call('CLIENT', 'ID'))
-				await subscriber.subscribe(INVALIDATE_CHANNEL)
+				await subscriber.subscribe(INVALIDATE_CHANNEL, barrierChannel, ackChannel)
 				subscriberId = id
 				await enable()
 			} catch (err) {
@@ -100,8 +147,34 @@ export function createTrackedCache(client: Redis, log: Logger, maxBytes: number)
 		distrust('invalidation connection closed')
 	})
 	subscriber.on('error', (err: unknown) => log.debug('invalidation connection error', errorFields(err)))
+	// A hung server (paused VM, partition) closes no socket: while it does not
+	// answer, nothing it said is trusted, since a failover may already be taking
+	// revocations elsewhere. Once it answers again, tracking is switched on afresh.
+	let pingSentAt: number | null = null
+	const heartbeat = setInterval(() => {
+		if (closed || subscriber.status !== 'ready') return
+		const now = performance.now()
+		if (pingSentAt !== null) {
+			if (now - pingSentAt > HEARTBEAT_TIMEOUT_MS && trusted) distrust('Redis did not answer a heartbeat')
+			return
+		}
+		pingSentAt = now
+		subscriber.ping().then(
+			() => {
+				pingSentAt = null
+				if (!trusted && !unsupported) void enable()
+			},
+			() => {
+				pingSentAt = null
+			},
+		)
+	}, HEARTBEAT_EVERY_MS)
+	heartbeat.unref?.()
 	const onClientClose = () => distrust('data connection closed')
-	const onClientReady = () => void enable()
+	const onClientReady = () => {
+		unsupported = false
+		void enable()
+	}
 	client.on('close', onClientClose)
 	client.on('ready', onClientReady)
 	subscriber.connect().catch((err: unknown) => log.warn('cannot open the invalidation connection', errorFields(err)))
@@ -115,11 +188,36 @@ export function createTrackedCache(client: Redis, log: Logger, maxBytes: number)
 		forget(key) {
 			entries.delete(key)
 		},
+		async barrier(timeoutMs) {
+			const nonce = crypto.randomUUID()
+			let timer: ReturnType<typeof setTimeout> | undefined
+			const answered = new Promise<void>((resolve) => {
+				pendingBarriers.set(nonce, { got: 0, expected: null, done: resolve })
+				timer = setTimeout(() => {
+					log.warn('not every instance confirmed a cache invalidation in time', { timeout_ms: timeoutMs })
+					resolve()
+				}, timeoutMs)
+			})
+			try {
+				// PUBLISH answers how many subscribers got it: that many acks are awaited.
+				const receivers = await client.publish(barrierChannel, `${ackChannel} ${nonce}`)
+				const pending = pendingBarriers.get(nonce)
+				if (pending) pending.expected = receivers
+				settleBarrier(nonce)
+				await answered
+			} catch {
+				// Redis is unreachable: the write itself failed or will, and nothing can be served anyway.
+			} finally {
+				clearTimeout(timer)
+				pendingBarriers.delete(nonce)
+			}
+		},
 		get trusted() {
 			return trusted
 		},
 		async close() {
 			closed = true
+			clearInterval(heartbeat)
 			distrust('closing')
 			client.off('close', onClientClose)
 			client.off('ready', onClientReady)

@@ -80,7 +80,7 @@ let reservationCounter = 0
 const newReservation = () => `${processTag}${(reservationCounter++).toString(36)}`
 
 const revoked = () => new TokenError('token_revoked', 'This download token has been revoked or is no longer valid.')
-const boundElsewhere = () => new TokenError('invalid_token', 'This token’s record names another file.')
+const boundElsewhere = () => new TokenError('invalid_token', "This token's record names another file.")
 
 /** Builds the download service; it never sees an HTTP request. */
 export function createDownloadService(deps: DownloadServiceDeps): DownloadService {
