@@ -1,8 +1,7 @@
 -- Headers and path from the environment; one JSON line of results at the end.
---   BENCH_HEADER_NAME / BENCH_HEADER_VALUE  one request header (e.g. Authorization)
---   BENCH_ROTATE_USERS=N                    replace {user} in the path with u0..u(N-1), round robin
-local header_name = os.getenv("BENCH_HEADER_NAME")
-local header_value = os.getenv("BENCH_HEADER_VALUE")
+--   BENCH_HEADERS          request headers, one "Name: value" a line (e.g. Authorization)
+--   BENCH_ROTATE_USERS=N   replace {user} in the path with u0..u(N-1), round robin
+local headers = os.getenv("BENCH_HEADERS") or ""
 local rotate = tonumber(os.getenv("BENCH_ROTATE_USERS") or "0")
 local counter = 0
 
@@ -12,7 +11,10 @@ function setup(thread)
 end
 
 function init(args)
-	if header_name then wrk.headers[header_name] = header_value end
+	for line in string.gmatch(headers, "[^\n]+") do
+		local name, value = string.match(line, "^([^:]+):%s*(.*)$")
+		if name then wrk.headers[name] = value end
+	end
 	n = id * 7919
 end
 

@@ -17,4 +17,3 @@ Bun.serve({
 		return new Response(Bun.file(join(root, decodeURIComponent(path.slice(prefix.length)))))
 	},
 })
-console.log(`baseline on ${port} (pid ${process.pid})`)

@@ -1,0 +1,23 @@
+// Every scenario, in the order a full run takes them. A new scenario is one
+// file beside this one and one line here.
+
+import type { Scenario } from '../lib/scenario'
+import { budgeted20mHeaders } from './budgeted-20m-headers'
+import { download64k } from './download-64k'
+import { download64kBudgeted } from './download-64k-budgeted'
+import { issuance } from './issuance'
+import { liveTokens } from './live-tokens'
+import { refusals } from './refusals'
+import { slowClientsScenario } from './slow-clients'
+import { throughput1g } from './throughput-1g'
+
+export const SCENARIOS: readonly Scenario[] = [
+	download64k,
+	download64kBudgeted,
+	issuance,
+	refusals,
+	throughput1g,
+	slowClientsScenario,
+	budgeted20mHeaders,
+	liveTokens,
+]
