@@ -7,15 +7,24 @@ export const ENTRY_OVERHEAD_BYTES = 64
 /** Approximate bytes of a JS string (two per UTF-16 unit, as engines may store it). */
 export const stringBytes = (s: string): number => s.length * 2
 
+interface Entry<V> {
+	readonly value: V
+	readonly bytes: number
+	/** Read since it was last passed over by eviction (second chance). */
+	used: boolean
+}
+
 /**
- * A least-recently-used map bounded by bytes, not entries: whatever a caller
- * puts in, it never holds more than `maxBytes` by `sizeOf`'s count, and an
- * entry larger than the whole budget is simply not kept. Every per-process
- * cache of the service is one of these, so anything an anonymous caller can
- * make it remember has a fixed ceiling.
+ * A map bounded by bytes, not entries: whatever a caller puts in, it never
+ * holds more than `maxBytes` by `sizeOf`'s count, and an entry larger than the
+ * whole budget is simply not kept. Every per-process cache of the service is
+ * one of these, so anything an anonymous caller can make it remember has a
+ * fixed ceiling. Eviction is second-chance (CLOCK), an approximation of
+ * least-recently-used whose reads only set a flag: a hit costs one lookup,
+ * which matters on the download path.
  */
 export class BoundedCache<V> {
-	readonly #entries = new Map<string, { value: V; bytes: number }>()
+	readonly #entries = new Map<string, Entry<V>>()
 	#bytes = 0
 
 	constructor(
@@ -23,13 +32,11 @@ export class BoundedCache<V> {
 		private readonly sizeOf: SizeOf<V>,
 	) {}
 
-	/** The value, marking it most recently used; undefined when absent. */
+	/** The value, marked as used; undefined when absent. */
 	get(key: string): V | undefined {
 		const entry = this.#entries.get(key)
 		if (entry === undefined) return undefined
-		// Re-inserting moves it to the end of the Map's order: the newest.
-		this.#entries.delete(key)
-		this.#entries.set(key, entry)
+		entry.used = true
 		return entry.value
 	}
 
@@ -38,17 +45,29 @@ export class BoundedCache<V> {
 		return this.#entries.has(key)
 	}
 
-	/** Stores `value`, evicting the least recently used entries until the budget holds. */
+	/**
+	 * Stores `value`, then evicts from the oldest end until the budget holds:
+	 * an entry read since it was last passed over moves to the newest end once
+	 * instead (its second chance).
+	 */
 	set(key: string, value: V): void {
 		this.delete(key)
 		const bytes = this.sizeOf(key, value) + ENTRY_OVERHEAD_BYTES
 		if (bytes > this.maxBytes) return
-		this.#entries.set(key, { value, bytes })
+		this.#entries.set(key, { value, bytes, used: false })
 		this.#bytes += bytes
-		for (const [oldest, entry] of this.#entries) {
-			if (this.#bytes <= this.maxBytes) break
-			this.#entries.delete(oldest)
-			this.#bytes -= entry.bytes
+		while (this.#bytes > this.maxBytes) {
+			const oldest = this.#entries.entries().next().value
+			if (oldest === undefined) break
+			const [oldestKey, entry] = oldest
+			this.#entries.delete(oldestKey)
+			// The entry just stored, and any read since its last pass, go round once more.
+			if (entry.used || oldestKey === key) {
+				entry.used = false
+				this.#entries.set(oldestKey, entry)
+			} else {
+				this.#bytes -= entry.bytes
+			}
 		}
 	}
 

@@ -11,7 +11,7 @@ import {
 	statSync,
 } from 'node:fs'
 
-import { join, sep } from 'node:path'
+import { sep } from 'node:path'
 
 /**
  * A regular file inside storage, opened once at the check. Everything sent
@@ -76,6 +76,10 @@ export function nodeFileSystem(): FileSystem {
 		close: (fd) => closeSync(fd),
 	}
 }
+
+/** One path segment that names an entry of its directory: no separator, NUL, `.` or `..`. */
+const plainSegment = (name: string) =>
+	name !== '' && name !== '.' && name !== '..' && !name.includes(sep) && !name.includes('\0')
 
 const NOT_FOUND = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'ENAMETOOLONG', 'EACCES', 'EINVAL', 'ENXIO'])
 
@@ -162,9 +166,9 @@ export function createDiskStorage(rootDir: string, fs: FileSystem = nodeFileSyst
 	return {
 		open(userId, filename) {
 			const base = root()
-			const path = join(base, userId, filename)
 			// Callers validate names; anything that is not two plain segments below the root is refused here too.
-			if (path !== `${base}${sep}${userId}${sep}${filename}`) return null
+			if (!plainSegment(userId) || !plainSegment(filename)) return null
+			const path = `${base}${sep}${userId}${sep}${filename}`
 			let fd: number
 			try {
 				fd = fs.openPath(path)

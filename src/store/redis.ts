@@ -181,6 +181,19 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		})
 	}
 
+	// After a take that charged: WAIT on the connection (and, on Cluster, the
+	// node) that ran it, reached through a keyed no-op in the same pipeline. A
+	// take that wrote nothing (a refusal, an unlimited token) waits for nothing.
+	async function replicated(key: string): Promise<void> {
+		if (ack === 0) return
+		await guard(async () => {
+			const [, [waitErr, acked] = [null, 0]] =
+				(await client.pipeline().exists(key).wait(ack, ackTimeoutMs).exec()) ?? []
+			if (waitErr) throw waitErr
+			if (toInt(acked) < ack) throw new Error(`only ${toInt(acked)} of ${ack} replicas acknowledged the write`)
+		})
+	}
+
 	async function liveJtis(userId: string): Promise<string[]> {
 		const now = nowS()
 		const index = indexKey(userId)
@@ -222,11 +235,11 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 			const ticket = cache?.ticket() ?? null
 			const field = options.reservation ? reservationField(options.reservation) : ''
 			const args = [bytes, options.filename ?? '', field]
-			// A pure check writes nothing, so it needs no acknowledgement.
-			const reply = (await (bytes > 0 ? write(scripts.take, [key], args) : scripts.take.run([key], args))) as unknown[]
+			const reply = (await scripts.take.run([key], args)) as unknown[]
 			const decode = TAKE_CODES[toInt(reply[0])]
 			if (!decode) throw new StoreUnavailableError(new Error(`unexpected take reply ${String(reply[0])}`))
 			const result = decode(toInt(reply[1]))
+			if (result.status === 'ok' && result.budgeted && bytes > 0) await replicated(key)
 			if (result === UNLIMITED && options.filename !== undefined) cache?.fill(key, options.filename, ticket)
 			return result
 		},

@@ -85,7 +85,12 @@ export function createTrackedCache(
 	// Subscribed anew on every connect (by the ready handler), after CLIENT ID names the connection.
 	// RESP2: to a RESP3 connection Redis sends invalidations as `invalidate`
 	// pushes, which ioredis drops; to RESP2 ones, as messages on the channel.
-	const subscriber = client.duplicate({ lazyConnect: true, autoResubscribe: false, protocol: 2 })
+	const subscriber = client.duplicate({
+		lazyConnect: true,
+		autoResubscribe: false,
+		protocol: 2,
+		enableAutoPipelining: false,
+	})
 
 	async function enable() {
 		const id = subscriberId

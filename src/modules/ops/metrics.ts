@@ -8,20 +8,29 @@ import {
 	type MetricValue,
 	Registry,
 } from 'prom-client'
+import { HotCounter, HotHistogram } from './hot-metrics'
 
 /** How a download response ended (SPEC §3.4 `downloads by result`). */
-export type DownloadResult = 'full' | 'partial' | 'not_modified' | 'range_not_satisfiable' | 'broken'
+export const DOWNLOAD_RESULTS = ['full', 'partial', 'not_modified', 'range_not_satisfiable', 'broken'] as const
+export type DownloadResult = (typeof DOWNLOAD_RESULTS)[number]
+
+/** The label set index of `downloads_total` and `bytes_sent_total` (see `HotCounter`). */
+export const downloadIndex = (result: DownloadResult, budgeted: boolean): number =>
+	DOWNLOAD_RESULTS.indexOf(result) * 2 + (budgeted ? 1 : 0)
 
 /** The service's Prometheus metrics, all named `download_gate_*`, in one registry per process. */
 export interface Metrics {
 	readonly registry: Registry
 	readonly tokensIssued: Counter<'budgeted'>
-	readonly downloads: Counter<'result' | 'budgeted'>
-	readonly bytesSent: Counter<'budgeted'>
+	/** By `downloadIndex(result, budgeted)`. */
+	readonly downloads: HotCounter
+	/** Index 0 unlimited, 1 budgeted. */
+	readonly bytesSent: HotCounter
 	readonly denials: Counter<'reason'>
 	readonly budgetBytesReturned: Counter
 	readonly downloadsInFlight: Gauge
-	readonly requestDuration: Histogram<'route' | 'method' | 'status_class'>
+	/** Keyed `route\nmethod\nstatus_class`. */
+	readonly requestDuration: HotHistogram
 	readonly storeUp: Gauge
 	readonly storeCommandDuration: Histogram<'command' | 'outcome'>
 	/** Where `downloadsInFlight` is read from at each scrape (the server's pending requests). */
@@ -47,18 +56,19 @@ export function createMetrics(): Metrics {
 		labelNames: ['budgeted'],
 		registers: [registry],
 	})
-	const downloads = new Counter({
-		name: 'download_gate_downloads_total',
-		help: 'Download responses by result: full (200), partial (206), not_modified (304), range_not_satisfiable (416), broken (the client went away mid-body)',
-		labelNames: ['result', 'budgeted'],
-		registers: [registry],
-	})
-	const bytesSent = new Counter({
-		name: 'download_gate_bytes_sent_total',
-		help: 'Body bytes handed to clients (zero-copy bodies count when handed to the runtime)',
-		labelNames: ['budgeted'],
-		registers: [registry],
-	})
+	const downloads = new HotCounter(
+		'download_gate_downloads_total',
+		'Download responses by result: full (200), partial (206), not_modified (304), range_not_satisfiable (416), broken (the client went away mid-body)',
+		// Index order: downloadIndex(result, budgeted).
+		DOWNLOAD_RESULTS.flatMap((result) => ['false', 'true'].map((budgeted) => ({ result, budgeted }))),
+		registry,
+	)
+	const bytesSent = new HotCounter(
+		'download_gate_bytes_sent_total',
+		'Body bytes handed to clients (zero-copy bodies count when handed to the runtime)',
+		[{ budgeted: 'false' }, { budgeted: 'true' }],
+		registry,
+	)
 	const denials = new Counter({
 		name: 'download_gate_denials_total',
 		help: 'Refused requests by error code',
@@ -79,13 +89,12 @@ export function createMetrics(): Metrics {
 			this.set(Math.max(0, inFlight()))
 		},
 	})
-	const requestDuration = new Histogram({
-		name: 'download_gate_http_request_duration_seconds',
-		help: 'Time from request to response (for bodies: until handed to the runtime), by route, method and status class',
-		labelNames: ['route', 'method', 'status_class'],
-		buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-		registers: [registry],
-	})
+	const requestDuration = new HotHistogram(
+		'download_gate_http_request_duration_seconds',
+		'Time from request to response (for bodies: until handed to the runtime), by route, method and status class',
+		[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+		registry,
+	)
 	const storeUp = new Gauge({
 		name: 'download_gate_store_up',
 		help: 'Whether the token store answered its last command (1) or not (0)',
@@ -100,10 +109,7 @@ export function createMetrics(): Metrics {
 		registers: [registry],
 	})
 	storeUp.set(1)
-	for (const budgeted of bool) {
-		tokensIssued.inc({ budgeted }, 0)
-		bytesSent.inc({ budgeted }, 0)
-	}
+	for (const budgeted of bool) tokensIssued.inc({ budgeted }, 0)
 	budgetBytesReturned.inc(0)
 	return {
 		registry,

@@ -1,6 +1,6 @@
 import type { AppError } from '../../errors'
 import { errorFields, type Logger } from '../../log'
-import type { DownloadResult, Metrics } from './metrics'
+import { type DownloadResult, downloadIndex, type Metrics } from './metrics'
 
 /** What is known of one request, filled in as it is handled; one access line is written from it. */
 export interface RequestRecord {
@@ -51,19 +51,6 @@ const statusClass = (status: number) => STATUS_CLASSES[Math.floor(status / 100) 
 // Clients may send any method: only these become label values, or labels could grow without bound.
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'DELETE', 'OPTIONS', 'PUT', 'PATCH'])
 
-/** Memoizes labelled children by key: prom-client hashes a labels object on every call otherwise. */
-function children<T>(make: (key: string) => T): (key: string) => T {
-	const made = new Map<string, T>()
-	return (key) => {
-		let child = made.get(key)
-		if (child === undefined) {
-			child = make(key)
-			made.set(key, child)
-		}
-		return child
-	}
-}
-
 /** Builds the telemetry of one process over `log` and `metrics`. */
 export function createTelemetry(deps: {
 	log: Logger
@@ -75,16 +62,6 @@ export function createTelemetry(deps: {
 	const { log, metrics, logsRequests } = deps
 	const now = deps.now ?? (() => performance.now())
 	const records = new WeakMap<Request, RequestRecord>()
-	// Keys are built from bounded label values only (route patterns, known methods, status classes).
-	const durationOf = children((key) => {
-		const [route = '', method = '', status_class = ''] = key.split('\n')
-		return metrics.requestDuration.labels({ route, method, status_class })
-	})
-	const downloadsOf = children((key) => {
-		const [result = '', budgeted = ''] = key.split('\n')
-		return metrics.downloads.labels({ result, budgeted })
-	})
-	const bytesOf = children((budgeted) => metrics.bytesSent.labels({ budgeted }))
 
 	function record(request: Request): RequestRecord {
 		let rec = records.get(request)
@@ -114,9 +91,8 @@ export function createTelemetry(deps: {
 			else log.warn('request failed', fields)
 		},
 		downloadEnded(result, budgeted, bytes) {
-			const b = budgeted ? 'true' : 'false'
-			downloadsOf(`${result}\n${b}`).inc()
-			if (bytes > 0) bytesOf(b).inc(bytes)
+			metrics.downloads.inc(downloadIndex(result, budgeted))
+			if (bytes > 0) metrics.bytesSent.inc(budgeted ? 1 : 0, bytes)
 		},
 		finish(request, route, status, params) {
 			const rec = record(request)
@@ -125,7 +101,13 @@ export function createTelemetry(deps: {
 			if (rec.filename === undefined && typeof params.filename === 'string') rec.filename = params.filename
 			const finalStatus = rec.status ?? status
 			const durationMs = now() - rec.startedMs
-			durationOf(`${route}\n${method}\n${statusClass(finalStatus)}`).observe(durationMs / 1000)
+			// The key is made of bounded values only: route patterns, known methods, status classes.
+			const cls = statusClass(finalStatus)
+			metrics.requestDuration.observe(
+				`${route}\n${method}\n${cls}`,
+				() => ({ route, method, status_class: cls }),
+				durationMs / 1000,
+			)
 			if (!logsRequests) return
 			log.info('request', {
 				request_id: rec.id,
