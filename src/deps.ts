@@ -61,9 +61,19 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 			throw err
 		})
 	}
-	// Client-side caching on one connection (single Redis, Sentinel); a Cluster asks Redis every time.
-	const cache =
-		client instanceof Redis ? createTrackedCache(client, log, TOKEN_CACHE_BYTES, config.redisKeyPrefix) : undefined
+	// Client-side caching (single Redis, Sentinel; a Cluster asks Redis every
+	// time) on a second connection of its own, built like the first so it
+	// follows failovers the same way.
+	const reads = client instanceof Redis ? (createRedisClient(config) as Redis) : null
+	if (reads) {
+		reads.on('error', (err: unknown) => log.warn('redis error (tracked reads)', errorFields(err)))
+		await waitReady(reads, 5000).catch((err: unknown) => {
+			reads.disconnect()
+			client?.disconnect()
+			throw err
+		})
+	}
+	const cache = reads ? createTrackedCache(reads, log, TOKEN_CACHE_BYTES, config.redisKeyPrefix) : undefined
 	const store = instrumentStore(
 		client
 			? createRedisTokenStore(client, {
@@ -92,6 +102,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 			cancellations.stop()
 			await store.close()
 			await cache?.close()
+			if (reads) await reads.quit().catch(() => reads.disconnect())
 			if (client) await client.quit().catch(() => client.disconnect())
 		},
 	}

@@ -42,9 +42,22 @@ function wrap(p: pino.Logger, flushSync: () => void): Logger {
  */
 export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
 	const boom = write ? null : pino.destination({ dest: 1, sync: false, minLength: 8 * 1024 })
-	const destination = boom ?? { write: write ?? (() => {}) }
+	let pending = false
+	const destination = boom
+		? {
+				write(line: string) {
+					pending = true
+					return boom.write(line)
+				},
+			}
+		: { write: write ?? (() => {}) }
 	// Lines wait for a full buffer; a quiet service still shows them within a quarter second.
-	if (boom) setInterval(() => boom.flush(), 250).unref()
+	if (boom)
+		setInterval(() => {
+			if (!pending) return
+			pending = false
+			boom.flush()
+		}, 250).unref()
 	// At shutdown the buffer must reach stdout before the process exits.
 	const flushSync = () => {
 		try {

@@ -104,6 +104,18 @@ describe('disk storage', () => {
 		expect(await contentOf(raced.open('u1', 'race.mp4'))).toBe('inside')
 	})
 
+	test('size() agrees with open() without opening: plain, symlinked inside, escaping, missing, not a file', async () => {
+		expect(storage.size('u1', 'v.mp4')).toBe(6)
+		expect(storage.size('linked', 'w.mp4')).toBe(10)
+		await symlink(join(outside, 'secret.mp4'), join(root, 'u1', 'escape-size.mp4'))
+		expect(storage.size('u1', 'escape-size.mp4')).toBeNull()
+		expect(storage.size('u1', 'nope.mp4')).toBeNull()
+		expect(storage.size('nobody', 'v.mp4')).toBeNull()
+		expect(storage.size('u1', 'sub')).toBeNull()
+		expect(storage.size('..', 'outside')).toBeNull()
+		expect(storage.size('u1', '../u2/w.mp4')).toBeNull()
+	})
+
 	test('close is idempotent and nothing of storage stays open', async () => {
 		const before = openInto(root)
 		for (let i = 0; i < 50; i++) {

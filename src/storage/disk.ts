@@ -3,6 +3,7 @@ import {
 	constants,
 	existsSync,
 	fstatSync,
+	lstatSync,
 	openSync,
 	read,
 	readlinkSync,
@@ -41,12 +42,20 @@ export interface OpenedFile {
 export interface Storage {
 	/** The opened file, or null when absent, not a regular file, or resolving outside the root. */
 	open(userId: string, filename: string): OpenedFile | null
+	/**
+	 * The size of the file `open` would find, without opening it (issuing a
+	 * token sends no byte: two lstat calls when nothing on the way is a
+	 * symlink, else the full check). Null when `open` would return null.
+	 */
+	size(userId: string, filename: string): number | null
 	/** Resolves when the root is a readable directory; rejects otherwise. */
 	check(): Promise<void>
 }
 
 /** The file-system calls storage makes, injectable so tests can swap files between them. */
 export interface FileSystem {
+	/** lstat; null when nothing is there. */
+	lstat(path: string): Stats | null
 	/** Opens `path` for inspection only (Linux `O_PATH`: no read, no device side effects, FIFOs do not block). */
 	openPath(path: string): number
 	/** Opens a readable descriptor on the file behind `fd`. */
@@ -65,6 +74,7 @@ const PROC_FD = '/proc/self/fd'
 export function nodeFileSystem(): FileSystem {
 	const linux = process.platform === 'linux' && existsSync(PROC_FD)
 	return {
+		lstat: (path) => lstatSync(path, { throwIfNoEntry: false }) ?? null,
 		openPath: (path) => openSync(path, linux ? O_PATH : constants.O_RDONLY | constants.O_NONBLOCK),
 		openReadable: (fd) => (linux ? openSync(`${PROC_FD}/${fd}`, 'r') : fd),
 		fstat: (fd) => fstatSync(fd),
@@ -188,6 +198,27 @@ export function createDiskStorage(rootDir: string, fs: FileSystem = nodeFileSyst
 			}
 			fs.close(fd)
 			return null
+		},
+
+		size(userId, filename) {
+			const base = root()
+			if (!plainSegment(userId) || !plainSegment(filename)) return null
+			try {
+				const dir = fs.lstat(`${base}${sep}${userId}`)
+				if (dir?.isDirectory()) {
+					const file = fs.lstat(`${base}${sep}${userId}${sep}${filename}`)
+					if (file === null) return null
+					if (file.isFile()) return file.size
+					if (!file.isSymbolicLink()) return null
+				} else if (dir === null || !dir.isSymbolicLink()) return null
+			} catch (err) {
+				if (isNotFound(err)) return null
+				throw err
+			}
+			// A symlink on the way: the same check as a download.
+			const opened = this.open(userId, filename)
+			opened?.close()
+			return opened?.size ?? null
 		},
 
 		async check() {

@@ -153,6 +153,9 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		cancel: { numberOfKeys: 1, lua: CANCEL },
 		revoke: { lua: REVOKE },
 	})
+	// Takes go through the tracked connection when there is a cache, so their reads can fill it.
+	const takeScripts = cache ? defineScripts(cache.client, { take: { numberOfKeys: 1, lua: TAKE } }) : scripts
+	const takeClient: RedisClient = cache?.client ?? client
 	const tokenKey = (userId: string, jti: string) => `${prefix}t:{${userId}}:${jti}`
 	const indexKey = (userId: string) => `${prefix}u:{${userId}}`
 	const issueLimitKey = (userId: string) => `${prefix}rl:issue:{${userId}}`
@@ -181,14 +184,14 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		})
 	}
 
-	// After a take that charged: WAIT on the connection (and, on Cluster, the
+	// After a take that charged: WAIT on the connection that ran it (and, on Cluster, the
 	// node) that ran it, reached through a keyed no-op in the same pipeline. A
 	// take that wrote nothing (a refusal, an unlimited token) waits for nothing.
 	async function replicated(key: string): Promise<void> {
 		if (ack === 0) return
 		await guard(async () => {
 			const [, [waitErr, acked] = [null, 0]] =
-				(await client.pipeline().exists(key).wait(ack, ackTimeoutMs).exec()) ?? []
+				(await takeClient.pipeline().exists(key).wait(ack, ackTimeoutMs).exec()) ?? []
 			if (waitErr) throw waitErr
 			if (toInt(acked) < ack) throw new Error(`only ${toInt(acked)} of ${ack} replicas acknowledged the write`)
 		})
@@ -235,7 +238,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 			const ticket = cache?.ticket() ?? null
 			const field = options.reservation ? reservationField(options.reservation) : ''
 			const args = [bytes, options.filename ?? '', field]
-			const reply = (await scripts.take.run([key], args)) as unknown[]
+			const reply = (await takeScripts.take.run([key], args)) as unknown[]
 			const decode = TAKE_CODES[toInt(reply[0])]
 			if (!decode) throw new StoreUnavailableError(new Error(`unexpected take reply ${String(reply[0])}`))
 			const result = decode(toInt(reply[1]))

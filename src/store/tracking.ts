@@ -10,6 +10,12 @@ import { errorFields, type Logger } from '../log'
  * invalidation connection is down: both dropping flushes everything.
  */
 export interface TrackedCache {
+	/**
+	 * The connection whose reads are tracked: reads that may fill the cache go
+	 * through it, and only they, so keys read for other reasons (rate-limit
+	 * windows, the user index) cost no invalidation traffic.
+	 */
+	readonly client: Redis
 	/** The value remembered for `key`, when the cache is trusted right now. */
 	lookup(key: string): string | undefined
 	/**
@@ -99,7 +105,8 @@ export function createTrackedCache(
 		try {
 			// OFF first: ON with a new REDIRECT is refused while tracking is on.
 			await client.call('CLIENT', 'TRACKING', 'OFF')
-			await client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id))
+			// NOLOOP: this connection's own writes (budget takes) are not echoed back.
+			await client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'NOLOOP')
 		} catch (err) {
 			if (client.status === 'ready') {
 				unsupported = true
@@ -185,6 +192,7 @@ export function createTrackedCache(
 	subscriber.connect().catch((err: unknown) => log.warn('cannot open the invalidation connection', errorFields(err)))
 
 	return {
+		client,
 		lookup: (key) => (trusted ? entries.get(key) : undefined),
 		ticket: () => (trusted ? generation : null),
 		fill(key, value, ticket) {

@@ -54,10 +54,8 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 			const ttl = request.ttl ?? deps.defaultTtlS
 			const maxUses = request.maxUses ?? null
 
-			const file = deps.storage.open(userId, filename)
-			if (!file) throw new FileNotFoundError()
-			const size = file.size
-			file.close()
+			const size = deps.storage.size(userId, filename)
+			if (size === null) throw new FileNotFoundError()
 			const budgetBytes = maxUses === null ? null : maxUses * size
 			if (budgetBytes !== null && !Number.isSafeInteger(budgetBytes))
 				throw new InvalidRequestError('max_uses is too large for a file of this size')
