@@ -100,6 +100,14 @@ describe('the per-process token cache never outlives Redis', () => {
 			if (status !== 200) await Bun.sleep(20)
 		}
 		expect(status).toBe(200)
+		// Caching resumes once the tracked connection is back: downloads again ask nobody.
+		let remembered = false
+		for (let i = 0; i < 150 && !remembered; i++) {
+			expect((await download(a, token)).status).toBe(200)
+			remembered = a.deps.store.peek('u', jti, 'v.mp4')
+			if (!remembered) await Bun.sleep(20)
+		}
+		expect(remembered).toBe(true)
 	})
 
 	test('a restart (records gone, connections dropped) forgets everything: never served from memory', async () => {

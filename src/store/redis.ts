@@ -2,7 +2,7 @@ import type { ChainableCommander } from 'ioredis'
 import type { Clock } from '../clock'
 import type { RateLimit } from '../config'
 import { StoreUnavailableError } from '../errors'
-import { defineScripts, type RedisClient, type Script, toInt } from './scripts'
+import { defineScripts, luaWindowHit, type RedisClient, type Script, toInt } from './scripts'
 import type { TrackedCache } from './tracking'
 import type { CreateResult, NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
 
@@ -19,12 +19,7 @@ export type { RedisClient } from './scripts'
 // writes the record and its index entry. Returns {1} or {0, window ms left}.
 const CREATE = `
 if tonumber(ARGV[10]) > 0 then
-  local n = redis.call('INCR', KEYS[3])
-  local ttl = redis.call('PTTL', KEYS[3])
-  if ttl < 0 then
-    redis.call('PEXPIRE', KEYS[3], ARGV[11])
-    ttl = tonumber(ARGV[11])
-  end
+${luaWindowHit('KEYS[3]', 'ARGV[11]')}
   if n > tonumber(ARGV[10]) then return {0, ttl} end
 end
 redis.call('HSET', KEYS[1], 'f', ARGV[2], 'i', ARGV[3], 'e', ARGV[4])
@@ -153,9 +148,9 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		cancel: { numberOfKeys: 1, lua: CANCEL },
 		revoke: { lua: REVOKE },
 	})
-	// Takes go through the tracked connection when there is a cache, so their reads can fill it.
-	const takeScripts = cache ? defineScripts(cache.client, { take: { numberOfKeys: 1, lua: TAKE } }) : scripts
-	const takeClient: RedisClient = cache?.client ?? client
+	// Takes go through the tracked connection when there is a cache, so their reads can fill it;
+	// while that connection is reconnecting they go through the main one and fill nothing.
+	const trackedTake = cache ? defineScripts(cache.client, { take: { numberOfKeys: 1, lua: TAKE } }).take : null
 	const tokenKey = (userId: string, jti: string) => `${prefix}t:{${userId}}:${jti}`
 	const indexKey = (userId: string) => `${prefix}u:{${userId}}`
 	const issueLimitKey = (userId: string) => `${prefix}rl:issue:{${userId}}`
@@ -187,11 +182,10 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 	// After a take that charged: WAIT on the connection that ran it (and, on Cluster, the
 	// node) that ran it, reached through a keyed no-op in the same pipeline. A
 	// take that wrote nothing (a refusal, an unlimited token) waits for nothing.
-	async function replicated(key: string): Promise<void> {
+	async function replicated(via: RedisClient, key: string): Promise<void> {
 		if (ack === 0) return
 		await guard(async () => {
-			const [, [waitErr, acked] = [null, 0]] =
-				(await takeClient.pipeline().exists(key).wait(ack, ackTimeoutMs).exec()) ?? []
+			const [, [waitErr, acked] = [null, 0]] = (await via.pipeline().exists(key).wait(ack, ackTimeoutMs).exec()) ?? []
 			if (waitErr) throw waitErr
 			if (toInt(acked) < ack) throw new Error(`only ${toInt(acked)} of ${ack} replicas acknowledged the write`)
 		})
@@ -235,15 +229,16 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 			// The remembered state of an unlimited token: exists, not revoked, for this file.
 			const remembered = cache?.lookup(key)
 			if (remembered !== undefined && remembered === options.filename) return UNLIMITED
-			const ticket = cache?.ticket() ?? null
+			const tracked = cache !== undefined && trackedTake !== null && cache.client.status === 'ready'
+			const ticket = tracked ? cache.ticket() : null
 			const field = options.reservation ? reservationField(options.reservation) : ''
 			const args = [bytes, options.filename ?? '', field]
-			const reply = (await takeScripts.take.run([key], args)) as unknown[]
+			const reply = (await (tracked ? trackedTake : scripts.take).run([key], args)) as unknown[]
 			const decode = TAKE_CODES[toInt(reply[0])]
 			if (!decode) throw new StoreUnavailableError(new Error(`unexpected take reply ${String(reply[0])}`))
 			const result = decode(toInt(reply[1]))
-			if (result.status === 'ok' && result.budgeted && bytes > 0) await replicated(key)
-			if (result === UNLIMITED && options.filename !== undefined) cache?.fill(key, options.filename, ticket)
+			if (result.status === 'ok' && result.budgeted && bytes > 0) await replicated(tracked ? cache.client : client, key)
+			if (tracked && result === UNLIMITED && options.filename !== undefined) cache.fill(key, options.filename, ticket)
 			return result
 		},
 
