@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
@@ -229,11 +229,11 @@ describe('REDIS_CA_FILE', () => {
 	})
 
 	// root reads any file whatever its mode, so this can only be shown as another user.
-	test.skipIf(process.getuid?.() === 0)('an unreadable file is refused', async () => {
-		const locked = join(dir, 'locked.pem')
-		await writeFile(locked, 'x')
-		await chmod(locked, 0o000)
-		expectRefused({ REDIS_URL: 'rediss://h:6380', REDIS_CA_FILE: locked }, 'REDIS_CA_FILE')
+	// A directory cannot be read as a file by any user, root included (chmod 000 would not stop root).
+	test('a path that cannot be read as a file is refused', async () => {
+		const notAFile = join(dir, 'ca.d')
+		await mkdir(notAFile)
+		expectRefused({ REDIS_URL: 'rediss://h:6380', REDIS_CA_FILE: notAFile }, 'REDIS_CA_FILE')
 	})
 
 	test('without TLS it is refused, saying how to turn TLS on', () => {
