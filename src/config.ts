@@ -399,7 +399,7 @@ const EnvSchema = Type.Object({
 	STORAGE_DIR: text({
 		default: './storage',
 		description:
-			'a file is `<STORAGE_DIR>/<user_id>/<filename>`; created if missing. Lookups (lstat, or realpath when a symlink is involved) are synchronous for speed: meant for local disks, not slow network filesystems',
+			'a file is `<STORAGE_DIR>/<user_id>/<filename>`; created if missing. Each download opens the file once and serves that descriptor (Linux `/proc/self/fd`); lookups are synchronous for speed: meant for local disks, not slow network filesystems',
 	}),
 	PUBLIC_BASE_URL: Optional(
 		parsed(httpUrl, {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test'
-import { type Config, ConfigError, type Env, type EnvVar, loadConfig, parseBytes, parseRateLimit } from '../src/config'
+import { type ConfigError, type Env, type EnvVar, loadConfig, parseBytes, parseRateLimit } from '../src/config'
+import { configError } from './config/refused'
 
 // Proves SPEC §2: defaults, the production checks, and that every bad value
 // stops start-up with a ConfigError naming the variable in one line.
@@ -13,19 +14,6 @@ const PRODUCTION: Env = {
 	JWT_SECRET: SECRET,
 	REDIS_URL: 'redis://127.0.0.1:6379',
 	API_KEYS: API_KEY,
-}
-
-/** The ConfigError that `env` causes; fails the test when it loads or throws something else. */
-function configError(env: Env): ConfigError {
-	let config: Config
-	try {
-		config = loadConfig(env)
-	} catch (err) {
-		expect(err).toBeInstanceOf(ConfigError)
-		if (!(err instanceof ConfigError)) throw err
-		return err
-	}
-	throw new Error(`expected a ConfigError, but it loaded: ${JSON.stringify(config)}`)
 }
 
 /** Asserts `env` is refused because of `variable`, in one line that names it. */
@@ -633,14 +621,20 @@ describe('the process', () => {
 		return { stdout, stderr, exitCode, signalCode: proc.signalCode }
 	}
 
-	const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' })
-
-	test('production without JWT_SECRET exits 1 with one line naming JWT_SECRET', async () => {
-		const run = await start({ ...baseEnv(), NODE_ENV: 'production' })
+	/** Asserts the process exited 1 by itself with exactly one non-empty stderr line; returns the lines. */
+	function expectOneLineExit(run: Awaited<ReturnType<typeof start>>): string[] {
 		expect(run.signalCode).toBeNull()
 		expect(run.exitCode).toBe(1)
 		const lines = run.stderr.split('\n').filter((line) => line.trim() !== '')
 		expect(lines).toHaveLength(1)
+		return lines
+	}
+
+	const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' })
+
+	test('production without JWT_SECRET exits 1 with one line naming JWT_SECRET', async () => {
+		const run = await start({ ...baseEnv(), NODE_ENV: 'production' })
+		const lines = expectOneLineExit(run)
 		expect(lines[0]).toContain('JWT_SECRET')
 		expect(run.stderr.trim()).not.toMatch(/[\r\n]/)
 	})
@@ -655,10 +649,7 @@ describe('the process', () => {
 			REDIS_URL: 'redis://127.0.0.1:1',
 			PORT: 'abc',
 		})
-		expect(run.signalCode).toBeNull()
-		expect(run.exitCode).toBe(1)
-		const lines = run.stderr.split('\n').filter((line) => line.trim() !== '')
-		expect(lines).toHaveLength(1)
+		const lines = expectOneLineExit(run)
 		expect(lines[0]).toContain('PORT')
 		expect(lines[0]).not.toContain(SECRET)
 	})
@@ -671,10 +662,7 @@ describe('the process', () => {
 			REDIS_URL: 'redis://127.0.0.1:1',
 			REDIS_CLUSTER_NODES: '127.0.0.1:2',
 		})
-		expect(run.signalCode).toBeNull()
-		expect(run.exitCode).toBe(1)
-		const lines = run.stderr.split('\n').filter((line) => line.trim() !== '')
-		expect(lines).toHaveLength(1)
+		const lines = expectOneLineExit(run)
 		expect(lines[0]).toContain('REDIS_URL')
 		expect(lines[0]).toContain('REDIS_CLUSTER_NODES')
 		expect(lines[0]).not.toContain(SECRET)

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytesOf, sha256, TEST_SECRET, uniquePrefix } from './helpers'
+import { randomBytesOf, serviceEnv, sha256 } from './helpers'
 import { type RedisServer, startRedisServer } from './redis-server'
 import { type ServerProcess, startServerProcess } from './server-process'
 
@@ -63,18 +63,14 @@ function rawGet(base: string, path: string, headers: Record<string, string>): Pr
  * escapes); the limits themselves are tested in rate-limit.test.ts.
  */
 function deployedEnv(storage: string, extra: Record<string, string> = {}): Record<string, string> {
-	return {
+	return serviceEnv(storage, {
 		NODE_ENV: 'production',
-		JWT_SECRET: TEST_SECRET,
-		REDIS_URL: process.env.TEST_REDIS_URL ?? '',
-		REDIS_KEY_PREFIX: uniquePrefix(),
 		ISSUE_AUTH: 'none',
 		RATE_LIMIT_ISSUE: '100000/min',
 		RATE_LIMIT_DENIED: '100000/min',
-		STORAGE_DIR: storage,
 		LOG_LEVEL: 'warn',
 		...extra,
-	}
+	})
 }
 
 describe('the service as deployed', () => {

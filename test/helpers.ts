@@ -1,3 +1,4 @@
+import { readdirSync, readlinkSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -64,6 +65,21 @@ export interface IssueBody {
 /** A unique key prefix, so tests sharing one redis-server never see each other's keys. */
 export function uniquePrefix(): string {
 	return `t${crypto.randomUUID().slice(0, 8)}:`
+}
+
+/**
+ * Environment for `bun src/index.ts` on the shared test redis-server: its own
+ * key prefix, `storage` as STORAGE_DIR, quiet logs; `extra` wins.
+ */
+export function serviceEnv(storage: string, extra: Record<string, string> = {}): Record<string, string> {
+	return {
+		JWT_SECRET: TEST_SECRET,
+		REDIS_URL: process.env.TEST_REDIS_URL ?? '',
+		REDIS_KEY_PREFIX: uniquePrefix(),
+		STORAGE_DIR: storage,
+		LOG_LEVEL: 'silent',
+		...extra,
+	}
 }
 
 /**
@@ -138,3 +154,14 @@ export const bearer = (token: string): Record<string, string> => ({ Authorizatio
 
 export const downloadPath = (userId: string, filename: string) =>
 	`/api/download/${encodeURIComponent(userId)}/${encodeURIComponent(filename)}`
+
+/** How many of this process's descriptors point into `dir` (Linux /proc). */
+export function descriptorsInto(dir: string): number {
+	let n = 0
+	for (const fd of readdirSync('/proc/self/fd')) {
+		try {
+			if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) n++
+		} catch {}
+	}
+	return n
+}

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { readdirSync, readlinkSync } from 'node:fs'
-import { bearer, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp } from './helpers'
+import { bearer, descriptorsInto, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp } from './helpers'
 
 // Zero-copy bodies are Bun.file('/proc/self/fd/N') on the descriptor opened at
 // the check; that descriptor is closed one macrotask later, once Bun has opened
@@ -11,17 +10,6 @@ import { bearer, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp 
 
 const FILES = 40
 const ROUNDS = 6
-
-/** How many of this process's descriptors point into `dir`. */
-function openInto(dir: string): number {
-	let n = 0
-	for (const fd of readdirSync('/proc/self/fd')) {
-		try {
-			if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) n++
-		} catch {}
-	}
-	return n
-}
 
 describe('what was checked is what is sent', () => {
 	let t: TestApp
@@ -41,7 +29,7 @@ describe('what was checked is what is sent', () => {
 	afterAll(() => t.close())
 
 	test(`${FILES} files × ${ROUNDS} rounds in parallel: every body is its own file's, nothing stays open`, async () => {
-		const before = openInto(t.storageDir)
+		const before = descriptorsInto(t.storageDir)
 		for (let round = 0; round < ROUNDS; round++) {
 			const results = await Promise.all(
 				[...tokens].map(async ([name, token]) => {
@@ -55,11 +43,11 @@ describe('what was checked is what is sent', () => {
 			}
 		}
 		await Bun.sleep(50)
-		expect(openInto(t.storageDir)).toBe(before)
+		expect(descriptorsInto(t.storageDir)).toBe(before)
 	})
 
 	test('HEAD, 304, 416, refusals and aborted bodies leave no descriptor open', async () => {
-		const before = openInto(t.storageDir)
+		const before = descriptorsInto(t.storageDir)
 		const [name, token] = [...tokens][FILES - 1] ?? ['', '']
 		const path = downloadPath('u', name)
 		const etag = (await t.request(path, { method: 'HEAD', headers: bearer(token) })).headers.get('etag') ?? ''
@@ -79,6 +67,6 @@ describe('what was checked is what is sent', () => {
 			aborter.abort()
 		}
 		await Bun.sleep(100)
-		expect(openInto(t.storageDir)).toBe(before)
+		expect(descriptorsInto(t.storageDir)).toBe(before)
 	})
 })

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDiskStorage, type FileSystem, nodeFileSystem, type OpenedFile, type Storage } from '../src/storage/disk'
+import { descriptorsInto } from './helpers'
 
 // Disk storage on its own. The routes validate names before a lookup; these
 // cases check that the lookup stays inside the root even when a caller
@@ -117,24 +118,13 @@ describe('disk storage', () => {
 	})
 
 	test('close is idempotent and nothing of storage stays open', async () => {
-		const before = openInto(root)
+		const before = descriptorsInto(root)
 		for (let i = 0; i < 50; i++) {
 			const file = storage.open('u1', 'v.mp4')
 			file?.close()
 			file?.close()
 			expect(storage.open('u1', 'nope.mp4')).toBeNull()
 		}
-		expect(openInto(root)).toBe(before)
+		expect(descriptorsInto(root)).toBe(before)
 	})
 })
-
-/** How many of this process's descriptors point into `dir`. */
-function openInto(dir: string): number {
-	let n = 0
-	for (const fd of readdirSync('/proc/self/fd')) {
-		try {
-			if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) n++
-		} catch {}
-	}
-	return n
-}

@@ -167,3 +167,18 @@ export function rowLine(section: Section, r: Row): string {
 	]
 	return parts.filter(Boolean).join(' · ')
 }
+
+/** The fields of a row that name what was measured: target, variant, runtime, processes, reference. */
+export function rowOf(arm: {
+	readonly target: { readonly name: string; readonly runtime: string; readonly processes: number }
+	readonly variant?: string | undefined
+	readonly ref?: string | undefined
+}) {
+	return {
+		target: arm.target.name,
+		variant: arm.variant,
+		runtime: arm.target.runtime,
+		processes: arm.target.processes,
+		ref: arm.ref,
+	}
+}

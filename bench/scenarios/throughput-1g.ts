@@ -7,7 +7,7 @@ import { FILES } from '../lib/data'
 import type { HttpRequest } from '../lib/http'
 import { interleave } from '../lib/measure'
 import { watchUsage } from '../lib/proc-stats'
-import { median, type Row } from '../lib/report'
+import { median, type Row, rowOf } from '../lib/report'
 import type { Scenario } from '../lib/scenario'
 import { startPeers } from '../targets'
 import type { RunningTarget } from '../targets/types'
@@ -70,11 +70,7 @@ export const throughput1g: Scenario = {
 			const downloads = arm.runs.reduce((a, r) => a + r.downloads, 0)
 			const failures = arm.runs.reduce((a, r) => a + r.failures, 0)
 			return {
-				target: arm.target.name,
-				variant: arm.variant,
-				runtime: arm.target.runtime,
-				processes: arm.target.processes,
-				ref: arm.ref,
+				...rowOf(arm),
 				value: median(arm.runs.map((r) => r.mbps)),
 				runs: arm.runs.map((r) => r.mbps),
 				cpuPerReqS: arm.runs.reduce((a, r) => a + r.cpuS, 0) / downloads,

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock'
 import type { RateLimit } from '../config'
-import { defineScripts, type RedisClient, toInt } from './scripts'
+import { defineScripts, luaWindowHit, type RedisClient, toInt } from './scripts'
 
 /** The outcome of counting one event against a limit. */
 export interface RateLimitHit {
@@ -19,13 +19,7 @@ export interface RateLimiter {
 }
 
 // INCR, and start the window on the first event (or repair a key that lost its TTL).
-const HIT = `
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
+const HIT = `${luaWindowHit('KEYS[1]', 'ARGV[1]')}
 return {n, ttl}
 `
 

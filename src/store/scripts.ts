@@ -55,3 +55,17 @@ export function defineScripts<Name extends string>(
 
 /** A reply as a number (RESP2 integers and RESP3 numbers alike). */
 export const toInt = (v: unknown): number => (typeof v === 'number' ? v : Number(v))
+
+/**
+ * Lua counting one event in a fixed window: `key` is INCRed and, on its first
+ * event (or when it lost its TTL), given `windowMs`; leaves `n` (events so
+ * far) and `ttl` (ms left). Shared by the rate limiter and the issue script.
+ */
+export const luaWindowHit = (key: string, windowMs: string): string => `
+local n = redis.call('INCR', ${key})
+local ttl = redis.call('PTTL', ${key})
+if ttl < 0 then
+  redis.call('PEXPIRE', ${key}, ${windowMs})
+  ttl = tonumber(${windowMs})
+end
+`

@@ -2,8 +2,16 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { API_KEY, bearer, downloadPath, makeTestApp, randomBytesOf, TEST_SECRET, type TestApp } from '../helpers'
-import { freePort } from '../redis-server'
+import {
+	API_KEY,
+	bearer,
+	downloadPath,
+	makeTestApp,
+	randomBytesOf,
+	serviceEnv,
+	TEST_SECRET,
+	type TestApp,
+} from '../helpers'
 import { startServerProcess } from '../server-process'
 import { parseScrape, type Scrape } from './prometheus'
 
@@ -170,16 +178,14 @@ describe('WORKERS=2', () => {
 		const storage = await mkdtemp(join(tmpdir(), 'dlg-workers-'))
 		await mkdir(join(storage, 'u'))
 		await writeFile(join(storage, 'u', 'v.mp4'), 'video')
-		const server = await startServerProcess({
-			WORKERS: '2',
-			REDIS_URL: process.env.TEST_REDIS_URL ?? '',
-			REDIS_KEY_PREFIX: `w${freePort()}:`,
-			JWT_SECRET: TEST_SECRET,
-			STORAGE_DIR: storage,
-			METRICS_TOKEN: metricsToken,
-			RATE_LIMIT_ISSUE: '100000/min',
-			LOG_LEVEL: 'warn',
-		})
+		const server = await startServerProcess(
+			serviceEnv(storage, {
+				WORKERS: '2',
+				METRICS_TOKEN: metricsToken,
+				RATE_LIMIT_ISSUE: '100000/min',
+				LOG_LEVEL: 'warn',
+			}),
+		)
 		try {
 			for (let i = 0; i < 50 && !server.output().includes('"worker":true'); i++) await Bun.sleep(50)
 			// Fresh connections spread over both processes; the generated request ids name the process.

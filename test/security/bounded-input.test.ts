@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bearer, downloadPath, makeTestApp, TEST_SECRET, type TestApp, uniquePrefix } from '../helpers'
+import { bearer, downloadPath, makeTestApp, serviceEnv, type TestApp } from '../helpers'
 import { type ServerProcess, startServerProcess } from '../server-process'
 import { downloadClaims, expectError, expectRawError, firstResponse, forge, nowS, pollUntil, sendRaw } from './helpers'
 
@@ -140,15 +140,10 @@ describe('a flood of anonymous junk leaves the server memory where it was', () =
 		storage = await mkdtemp(join(tmpdir(), 'dlg-rss-'))
 		await mkdir(join(storage, '123'))
 		await writeFile(join(storage, '123', 'a.mp4'), 'x')
-		server = await startServerProcess({
-			JWT_SECRET: TEST_SECRET,
-			REDIS_URL: process.env.TEST_REDIS_URL ?? '',
-			REDIS_KEY_PREFIX: uniquePrefix(),
-			STORAGE_DIR: storage,
+		server = await startServerProcess(
 			// Guessing from many addresses is the threat; one test address must not hit the denial limit first.
-			RATE_LIMIT_DENIED: '1000000/min',
-			LOG_LEVEL: 'silent',
-		})
+			serviceEnv(storage, { RATE_LIMIT_DENIED: '1000000/min' }),
+		)
 	})
 	afterAll(async () => {
 		await server.stop()

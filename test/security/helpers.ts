@@ -176,13 +176,7 @@ export function parseResponses(
 				parts.push(buf.subarray(dataStart, dataStart + size))
 				p = dataStart + size + 2
 			}
-			const total = parts.reduce((n, x) => n + x.length, 0)
-			const body = new Uint8Array(total)
-			let o = 0
-			for (const x of parts) {
-				body.set(x, o)
-				o += x.length
-			}
+			const body = concatBytes(parts)
 			if (!done && !ended) break
 			out.push(makeResponse(head, body, (done ? p : buf.length) - bodyStart, done) as RawResponse)
 			if (!done) return { responses: out, consumed: buf.length }
@@ -359,6 +353,15 @@ export function expectRawError(res: RawResponse, status: number, code: string): 
 	return body
 }
 
+/** `text` parsed as JSON, or null when it is not JSON (a refusal must not throw inside the assertion that reports it). */
+function parseJsonOrNull(text: string): unknown {
+	try {
+		return JSON.parse(text) as unknown
+	} catch {
+		return null
+	}
+}
+
 /** True when `body` is exactly `{ error: string, message: non-empty string }`. */
 export function isErrorShape(body: unknown): body is ErrorBody {
 	if (body === null || typeof body !== 'object' || Array.isArray(body)) return false
@@ -370,13 +373,7 @@ export function isErrorShape(body: unknown): body is ErrorBody {
 /** 'a JSON client error' for a 4xx with a JSON `{ error, message }` body, else a short description of the answer. */
 export function refusalKind(res: RawResponse): string {
 	const text = res.text()
-	const body = (() => {
-		try {
-			return JSON.parse(text) as unknown
-		} catch {
-			return null
-		}
-	})()
+	const body = parseJsonOrNull(text)
 	const json = (res.header('content-type') ?? '').includes('application/json')
 	if (res.status >= 400 && res.status < 500 && json && isErrorShape(body)) return 'a JSON client error'
 	return `${res.status} ${res.header('content-type')} ${text.slice(0, 80)}`
@@ -388,13 +385,7 @@ export function refusalKind(res: RawResponse): string {
  */
 export function expectRaw4xxJson(res: RawResponse, context: unknown = null): ErrorBody {
 	const text = res.text()
-	const body = (() => {
-		try {
-			return JSON.parse(text) as unknown
-		} catch {
-			return null
-		}
-	})()
+	const body = parseJsonOrNull(text)
 	const seen = {
 		context,
 		status: res.status,
@@ -517,13 +508,7 @@ export async function readBody(res: Response, ms = 5000): Promise<{ bytes: Uint8
 		error = err instanceof Error ? err.message : String(err)
 		await reader.cancel().catch(() => {})
 	}
-	const total = parts.reduce((n, p) => n + p.length, 0)
-	const bytes = new Uint8Array(total)
-	let o = 0
-	for (const p of parts) {
-		bytes.set(p, o)
-		o += p.length
-	}
+	const bytes = concatBytes(parts)
 	return { bytes, error }
 }
 
@@ -560,4 +545,15 @@ export function startChurn(args: string[], hardLimitMs: number): Churn {
 			await child.exited
 		},
 	}
+}
+
+/** The chunks joined into one array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+	const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+	let offset = 0
+	for (const p of parts) {
+		out.set(p, offset)
+		offset += p.length
+	}
+	return out
 }

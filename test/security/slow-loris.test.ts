@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Socket } from 'bun'
-import { bearer, randomBytesOf, sha256, TEST_SECRET, uniquePrefix } from '../helpers'
+import { bearer, randomBytesOf, serviceEnv, sha256 } from '../helpers'
 import { type ServerProcess, startServerProcess } from '../server-process'
 import { pollUntil } from './helpers'
 
@@ -27,13 +27,7 @@ describe('slow-loris', () => {
 		await mkdir(join(storage, '123'))
 		video = randomBytesOf(1024 * 1024 + 7)
 		await writeFile(join(storage, '123', 'a.mp4'), video)
-		server = await startServerProcess({
-			JWT_SECRET: TEST_SECRET,
-			REDIS_URL: process.env.TEST_REDIS_URL ?? '',
-			REDIS_KEY_PREFIX: uniquePrefix(),
-			STORAGE_DIR: storage,
-			LOG_LEVEL: 'silent',
-		})
+		server = await startServerProcess(serviceEnv(storage))
 	})
 	afterAll(async () => {
 		clearInterval(dribble)

@@ -5,7 +5,7 @@ import { createRedisClient, waitReady } from '../../src/store/connect'
 import { createRedisTokenStore } from '../../src/store/redis'
 import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../helpers'
 import { storeContract } from '../store-contract'
-import { type RedisCluster, startCluster, waitPrimary } from './fixtures'
+import { productionClient, type RedisCluster, startCluster, waitPrimary } from './fixtures'
 import { serviceOn, serviceScenarios, type Topology } from './scenarios'
 
 // A real Redis Cluster on loopback, 3 primaries + 3 replicas with
@@ -44,13 +44,7 @@ const topology: () => Topology = () => ({
 
 beforeAll(async () => {
 	cluster = await startCluster()
-	// The service's own client, built from REDIS_CLUSTER_NODES exactly as in production.
-	const built = createRedisClient(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_CLUSTER_NODES: cluster.seeds }))
-	if (!(built instanceof Cluster)) throw new Error('REDIS_CLUSTER_NODES did not build a Cluster client')
-	client = built
-	// Failovers make it reconnect; its errors are expected (the service logs them).
-	client.on('error', () => {})
-	await waitReady(client, 5000)
+	client = await productionClient({ REDIS_CLUSTER_NODES: cluster.seeds }, Cluster)
 }, 60_000)
 
 afterAll(async () => {

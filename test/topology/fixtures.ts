@@ -3,6 +3,10 @@ import { type AddressInfo, createServer, connect as netConnect, type Socket } fr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
+import type { Cluster, Redis } from 'ioredis'
+import { type Env, loadConfig } from '../../src/config'
+import { createRedisClient, waitReady } from '../../src/store/connect'
+import { TEST_SECRET } from '../helpers'
 import { freePort } from '../redis-server'
 import { type Access, infoFields, pairs, parse, query, type Reply } from './resp'
 
@@ -829,4 +833,21 @@ export async function startForwarder(target: RedisProcess): Promise<Forwarder> {
 			for (const s of sockets) s.destroy()
 		},
 	}
+}
+
+/**
+ * The service's own Redis client, built from `env` exactly as in production
+ * (REDIS_CLUSTER_NODES or REDIS_SENTINELS), of the expected class, and
+ * connected. Failovers make it reconnect: its errors are expected (the
+ * service logs them), so they are swallowed here.
+ */
+export async function productionClient<T extends Redis | Cluster>(
+	env: Env,
+	kind: abstract new (...args: never[]) => T,
+): Promise<T> {
+	const built = createRedisClient(loadConfig({ JWT_SECRET: TEST_SECRET, ...env }))
+	if (!(built instanceof kind)) throw new Error(`${Object.keys(env).join(', ')} did not build a ${kind.name} client`)
+	built.on('error', () => {})
+	await waitReady(built, 5000)
+	return built
 }

@@ -5,7 +5,15 @@ import { createRedisClient, waitReady } from '../../src/store/connect'
 import { createRedisTokenStore } from '../../src/store/redis'
 import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../helpers'
 import { storeContract } from '../store-contract'
-import { roleOf, type SentinelGroup, startRedis, startScriptedSentinel, startSentinels, waitFor } from './fixtures'
+import {
+	productionClient,
+	roleOf,
+	type SentinelGroup,
+	startRedis,
+	startScriptedSentinel,
+	startSentinels,
+	waitFor,
+} from './fixtures'
 import { serviceOn, serviceScenarios, type Topology } from './scenarios'
 
 // A real primary + replica watched by 3 sentinels (down-after-milliseconds
@@ -42,13 +50,7 @@ const topology: () => Topology = () => ({
 
 beforeAll(async () => {
 	group = await startSentinels()
-	// The service's own client, built from REDIS_SENTINELS exactly as in production.
-	const built = createRedisClient(loadConfig({ JWT_SECRET: TEST_SECRET, ...group.env }))
-	if (!(built instanceof Redis)) throw new Error('REDIS_SENTINELS did not build a Redis client')
-	client = built
-	// Failovers make it reconnect; its errors are expected (the service logs them).
-	client.on('error', () => {})
-	await waitReady(client, 5000)
+	client = await productionClient(group.env, Redis)
 }, 60_000)
 
 afterAll(async () => {
