@@ -283,13 +283,15 @@ describe('download-gate CLI', () => {
 	describe('failures', () => {
 		test('a wrong API key → exit 3, message on stderr, the key never printed', async () => {
 			const key = 'wrong-key-that-must-stay-secret-42'
-			for (const json of [[], ['--json']]) {
-				const r = await cli(['list', 'alice', '--url', t.baseUrl, '--api-key', key, ...json])
+			const plain = await cli(['list', 'alice', '--url', t.baseUrl, '--api-key', key])
+			const json = await cli(['list', 'alice', '--url', t.baseUrl, '--api-key', key, '--json'])
+			for (const r of [plain, json]) {
 				expect(r.code).toBe(3)
 				expect(r.stderr).toMatch(/^error: .+ \(unauthorized\)\n$/)
 				expect(r.stdout + r.stderr).not.toContain(key)
-				if (json.length > 0) expect((JSON.parse(r.stdout) as { error: string }).error).toBe('unauthorized')
 			}
+			expect(plain.stdout).toBe('')
+			expect((JSON.parse(json.stdout) as { error: string }).error).toBe('unauthorized')
 		})
 
 		test('no API key at all → exit 3', async () => {
