@@ -1,5 +1,5 @@
-import type { Metrics } from '../modules/ops/metrics'
-import type { TokenStore } from './types'
+import type { TokenStore } from '../../store/types'
+import type { Metrics } from './metrics'
 
 type StoreCommand = Exclude<keyof TokenStore, 'close' | 'peek'>
 const COMMANDS: readonly StoreCommand[] = ['create', 'take', 'settle', 'cancel', 'revoke', 'revokeAll', 'list', 'ping']
