@@ -196,6 +196,16 @@ async function main() {
 	}
 	process.on('SIGTERM', () => void shutdown('SIGTERM'))
 	process.on('SIGINT', () => void shutdown('SIGINT'))
+	if (isWorker) {
+		// A primary killed outright (SIGKILL, the OOM killer) cannot stop its workers: each
+		// notices it was re-parented and stops too, so no orphan keeps serving the shared port.
+		const primaryPid = process.ppid
+		setInterval(() => {
+			if (process.ppid === primaryPid) return
+			log.error('the primary process is gone; stopping', { primary_pid: primaryPid })
+			void shutdown('primary gone')
+		}, 500).unref()
+	}
 }
 
 await main()

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +17,15 @@ beforeAll(async () => {
 	await writeFile(join(storage, '123', 'v.mp4'), data)
 })
 afterAll(() => rm(storage, { recursive: true, force: true }))
+
+/** Whether `pid` is a running process; a zombie (exited, not yet reaped) is not. */
+function isRunning(pid: number): boolean {
+	try {
+		return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+	} catch {
+		return false
+	}
+}
 
 const env = (extra: Record<string, string>) => ({
 	REDIS_URL: process.env.TEST_REDIS_URL ?? '',
@@ -48,6 +58,33 @@ describe('WORKERS', () => {
 			await res.arrayBuffer()
 		}
 		expect(await server.stop()).toBe(0)
+	})
+
+	test('a primary killed outright (SIGKILL) takes its worker down within 2 s: no orphan keeps the port', async () => {
+		const server = await startServerProcess(env({ WORKERS: '2' }))
+		for (let i = 0; i < 50 && (server.output().match(/"msg":"listening"/g) ?? []).length < 2; i++) await Bun.sleep(50)
+		const worker = server
+			.output()
+			.split('\n')
+			.filter((line) => line.includes('"msg":"listening"'))
+			.map((line) => JSON.parse(line) as { pid: number; worker: boolean })
+			.find((l) => l.worker)
+		expect(worker?.pid).toBeNumber()
+		const workerPid = worker?.pid ?? 0
+		process.kill(server.pid, 'SIGKILL')
+		const started = performance.now()
+		while (isRunning(workerPid) && performance.now() - started < 5000) await Bun.sleep(50)
+		const stillRunning = isRunning(workerPid)
+		// An orphan left by a failure here must not outlive the test.
+		if (stillRunning) process.kill(workerPid, 'SIGKILL')
+		expect(stillRunning).toBe(false)
+		expect(performance.now() - started).toBeLessThan(2000)
+		expect(
+			await fetch(`${server.url}/health`).then(
+				(r) => r.status,
+				() => 'refused',
+			),
+		).toBe('refused')
 	})
 
 	test('WORKERS=2 with the in-memory store is refused at start-up', async () => {

@@ -11,6 +11,23 @@ export interface ServerProcess {
 	output(): string
 }
 
+// Every service process a test starts, until it has exited. A test that fails
+// or times out before its stop() must not leave a server running (one did,
+// for an hour): they are all killed when the test run ends, however it ends.
+const running = new Set<Subprocess>()
+
+/** Kills every service process still running (the test setup calls it after all tests). */
+export function killAllServerProcesses(): void {
+	for (const child of running) child.kill('SIGKILL')
+	running.clear()
+}
+process.on('exit', killAllServerProcesses)
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+	process.once(signal, () => {
+		killAllServerProcesses()
+		process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1))
+	})
+
 /** Starts the service with `env` (plus PATH/HOME) and waits until /health answers. */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
 	const port = freePort()
@@ -27,6 +44,8 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
 		stdout: 'pipe',
 		stderr: 'pipe',
 	})
+	running.add(child)
+	void child.exited.then(() => running.delete(child))
 	let out = ''
 	const drain = async (stream: ReadableStream<Uint8Array>) => {
 		for await (const chunk of stream) out += new TextDecoder().decode(chunk)
