@@ -1,4 +1,5 @@
 import type { Subprocess } from 'bun'
+import { tracked } from './child-processes'
 
 /** A real redis-server child process on a free loopback port, for tests. */
 export interface RedisServer {
@@ -66,10 +67,12 @@ export async function startRedisServer(options: { port?: number; dataDir?: strin
 		: ['--save', '', '--appendonly', 'no']
 	let child: Subprocess | null = null
 	const start = async () => {
-		child = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', ...persistence], {
-			stdout: 'ignore',
-			stderr: 'inherit',
-		})
+		child = tracked(
+			Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', ...persistence], {
+				stdout: 'ignore',
+				stderr: 'inherit',
+			}),
+		)
 		for (let i = 0; i < 200; i++) {
 			if (await answersPing(port)) return
 			if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} (port ${port})`)

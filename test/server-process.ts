@@ -1,4 +1,5 @@
 import type { Subprocess } from 'bun'
+import { tracked } from './child-processes'
 import { freePort } from './redis-server'
 
 /** `bun src/index.ts` as a child process: the service exactly as deployed. */
@@ -10,23 +11,6 @@ export interface ServerProcess {
 	stop(): Promise<number>
 	output(): string
 }
-
-// Every service process a test starts, until it has exited. A test that fails
-// or times out before its stop() must not leave a server running (one did,
-// for an hour): they are all killed when the test run ends, however it ends.
-const running = new Set<Subprocess>()
-
-/** Kills every service process still running (the test setup calls it after all tests). */
-export function killAllServerProcesses(): void {
-	for (const child of running) child.kill('SIGKILL')
-	running.clear()
-}
-process.on('exit', killAllServerProcesses)
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
-	process.once(signal, () => {
-		killAllServerProcesses()
-		process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1))
-	})
 
 /** Starts the service with `env` (plus PATH/HOME) and waits until /health answers. */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
@@ -44,8 +28,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
 		stdout: 'pipe',
 		stderr: 'pipe',
 	})
-	running.add(child)
-	void child.exited.then(() => running.delete(child))
+	tracked(child)
 	let out = ''
 	const drain = async (stream: ReadableStream<Uint8Array>) => {
 		for await (const chunk of stream) out += new TextDecoder().decode(chunk)

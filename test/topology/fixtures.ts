@@ -6,6 +6,7 @@ import type { Subprocess } from 'bun'
 import type { Cluster, Redis } from 'ioredis'
 import { type Env, loadConfig } from '../../src/config'
 import { createRedisClient, waitReady } from '../../src/store/connect'
+import { tracked } from '../child-processes'
 import { TEST_SECRET } from '../helpers'
 import { freePort } from '../redis-server'
 import { type Access, infoFields, pairs, parse, query, type Reply } from './resp'
@@ -17,10 +18,6 @@ import { type Access, infoFields, pairs, parse, query, type Reply } from './resp
 // SIGKILLed when the test process exits without it.
 
 const HOST = '127.0.0.1'
-const live = new Set<Subprocess>()
-process.on('exit', () => {
-	for (const child of live) child.kill('SIGKILL')
-})
 
 /**
  * Polls `probe` every `intervalMs` until it returns a value (not undefined),
@@ -101,8 +98,7 @@ async function spawnRedis(spec: ProcessSpec): Promise<RedisProcess> {
 			})
 			child = proc
 			paused = false
-			live.add(proc)
-			void proc.exited.then(() => live.delete(proc))
+			tracked(proc)
 			await waitFor(`redis ${spec.port} answering PING`, 10_000, async () => {
 				if (proc.exitCode !== null)
 					throw new Error(`redis ${spec.port} exited with ${proc.exitCode}:\n${await node.logTail()}`)
