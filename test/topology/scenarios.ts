@@ -309,4 +309,39 @@ export function serviceScenarios(topo: () => Topology): void {
 			await replica.query(['DEL', `filler:{${user}}`]).catch(() => null)
 		}
 	}, 60_000)
+
+	test('REDIS_MIN_REPLICAS_ACK=1: an acknowledged budget take survives a failover to a replica that was lagging', async () => {
+		const t = topo()
+		const app = await serviceOn(t, { REDIS_MIN_REPLICAS_ACK: '1' })
+		const user = uniqueUser('ack-take')
+		const primary = await t.primaryFor(user)
+		const replica = await t.replicaOf(primary)
+		try {
+			const video = await app.putFile(user, FILE, 'one-time video bytes')
+			const { token, jti } = await app.issue(user, FILE, '?max_uses=1')
+			// As above: the replica lags 16 MiB behind when the one-time download takes its budget.
+			replica.pause()
+			await primary.query(['SET', `filler:{${user}}`, 'x'.repeat(16 * 1024 * 1024)], 5000)
+			const downloading = app.request(downloadPath(user, FILE), { headers: bearer(token) })
+			const thaw = Bun.sleep(150).then(() => replica.resume())
+			const served = await downloading
+			expect(served.status).toBe(200)
+			expect(new Uint8Array(await served.arrayBuffer())).toEqual(video)
+			await primary.kill()
+			await thaw
+			await t.waitFailover(primary, replica, 20_000)
+			// The new primary still knows the budget was spent: the token is not live any more.
+			const listed = await waitFor('the listing answering after the failover', 5000, async () => {
+				const res = await app.request(`/api/users/${user}/tokens`)
+				return res.status === 503 ? 'still 503' : res
+			})
+			expect(listed.status).toBe(200)
+			const { tokens } = (await listed.json()) as { tokens: { jti: string }[] }
+			expect(tokens.map((x) => x.jti)).not.toContain(jti)
+		} finally {
+			await app.close()
+			await t.restore(primary, replica)
+			await replica.query(['DEL', `filler:{${user}}`]).catch(() => null)
+		}
+	}, 60_000)
 }
