@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytesOf, sha256, uniquePrefix } from './helpers'
-import { startServerProcess } from './server-process'
+import { type ServerProcess, startServerProcess } from './server-process'
 
 const MiB = 1024 * 1024
 let storage: string
@@ -36,16 +36,21 @@ const env = (extra: Record<string, string>) => ({
 	...extra,
 })
 
+/** The "listening" lines of a WORKERS=2 instance, once both processes wrote theirs (bounded wait). */
+async function listening(server: ServerProcess): Promise<{ pid: number; worker: boolean }[]> {
+	for (let i = 0; i < 50 && (server.output().match(/"msg":"listening"/g) ?? []).length < 2; i++) await Bun.sleep(50)
+	return server
+		.output()
+		.split('\n')
+		.filter((line) => line.includes('"msg":"listening"'))
+		.map((line) => JSON.parse(line) as { pid: number; worker: boolean })
+}
+
 describe('WORKERS', () => {
 	test('WORKERS=2 starts two processes on one port sharing a generated development secret', async () => {
 		// No JWT_SECRET: each process would otherwise make its own and reject the other's tokens.
 		const server = await startServerProcess(env({ WORKERS: '2' }))
-		for (let i = 0; i < 50 && (server.output().match(/"msg":"listening"/g) ?? []).length < 2; i++) await Bun.sleep(50)
-		const pids = server
-			.output()
-			.split('\n')
-			.filter((line) => line.includes('"msg":"listening"'))
-			.map((line) => (JSON.parse(line) as { pid: number }).pid)
+		const pids = (await listening(server)).map((l) => l.pid)
 		expect(new Set(pids).size).toBe(2)
 		// Fresh connections land on either process; every token verifies on both.
 		for (let i = 0; i < 20; i++) {
@@ -62,13 +67,7 @@ describe('WORKERS', () => {
 
 	test('a primary killed outright (SIGKILL) takes its worker down within 2 s: no orphan keeps the port', async () => {
 		const server = await startServerProcess(env({ WORKERS: '2' }))
-		for (let i = 0; i < 50 && (server.output().match(/"msg":"listening"/g) ?? []).length < 2; i++) await Bun.sleep(50)
-		const worker = server
-			.output()
-			.split('\n')
-			.filter((line) => line.includes('"msg":"listening"'))
-			.map((line) => JSON.parse(line) as { pid: number; worker: boolean })
-			.find((l) => l.worker)
+		const worker = (await listening(server)).find((l) => l.worker)
 		expect(worker?.pid).toBeNumber()
 		const workerPid = worker?.pid ?? 0
 		process.kill(server.pid, 'SIGKILL')
