@@ -86,7 +86,22 @@ export function serviceEnv(storage: string, extra: Record<string, string> = {}):
  * Builds the real app on a temporary storage dir with the chosen store (a
  * real redis-server for 'redis'), a fake clock and a captured log.
  */
-export async function makeTestApp(options: { store?: StoreKind; env?: Env; clock?: FakeClock } = {}): Promise<TestApp> {
+/**
+ * No request anywhere in the suite may get a 5xx other than 503
+ * `store_unavailable`: every other one is logged as `internal_error`, and an
+ * app that logged one fails the test that closes it (tests that provoke one
+ * on purpose say so with `allowInternalErrors`).
+ */
+export function assertNoInternalErrors(logLines: readonly string[], allowed = false): void {
+	if (allowed) return
+	const internal = logLines.filter((line) => line.includes('"code":"internal_error"'))
+	if (internal.length > 0)
+		throw new Error(`${internal.length} request(s) answered 500 internal_error:\n${internal.slice(0, 3).join('\n')}`)
+}
+
+export async function makeTestApp(
+	options: { store?: StoreKind; env?: Env; clock?: FakeClock; allowInternalErrors?: boolean } = {},
+): Promise<TestApp> {
 	const storageDir = await mkdtemp(join(tmpdir(), 'dlg-storage-'))
 	const store = options.store ?? 'redis'
 	const redisUrl = process.env.TEST_REDIS_URL
@@ -134,6 +149,7 @@ export async function makeTestApp(options: { store?: StoreKind; env?: Env; clock
 			await app.stop(true)
 			await deps.close()
 			await rm(storageDir, { recursive: true, force: true })
+			assertNoInternalErrors(lines, options.allowInternalErrors === true)
 		},
 	}
 	return testApp

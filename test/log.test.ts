@@ -1,5 +1,6 @@
 import { expect, test } from 'bun:test'
 import { createLogger } from '../src/log'
+import { assertNoInternalErrors } from './helpers'
 
 test('fields named like secrets are masked, on a child logger too; other fields are kept', () => {
 	const lines: string[] = []
@@ -32,4 +33,14 @@ test('below the level nothing is written, and enabled() says so', () => {
 	expect(lines).toEqual([])
 	expect(log.enabled('info')).toBe(false)
 	expect(log.enabled('warn')).toBe(true)
+})
+
+test('the suite guard: a 500 internal_error in an app log fails its test; 503 store_unavailable does not', () => {
+	const lines: string[] = []
+	const log = createLogger('info', (line) => lines.push(line))
+	log.warn('request failed', { request_id: 'a', code: 'store_unavailable' })
+	expect(() => assertNoInternalErrors(lines)).not.toThrow()
+	log.error('request failed', { request_id: 'b', code: 'internal_error', err: 'boom' })
+	expect(() => assertNoInternalErrors(lines)).toThrow('1 request(s) answered 500 internal_error')
+	expect(() => assertNoInternalErrors(lines, true)).not.toThrow()
 })

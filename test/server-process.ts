@@ -1,5 +1,6 @@
 import type { Subprocess } from 'bun'
 import { tracked } from './child-processes'
+import { assertNoInternalErrors } from './helpers'
 import { freePort } from './redis-server'
 
 /** `bun src/index.ts` as a child process: the service exactly as deployed. */
@@ -53,7 +54,9 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
 		},
 		async stop() {
 			child.kill('SIGTERM')
-			return child.exited
+			const code = await child.exited
+			assertNoInternalErrors(out.split('\n'))
+			return code
 		},
 		output: () => out,
 	}
