@@ -484,6 +484,15 @@ export interface SentinelGroup {
 	restartAsReplica(node: RedisProcess, primary: RedisProcess): Promise<void>
 	/** Waits until both data nodes run, replicate, and every sentinel agrees and sees the others and the replica. */
 	waitHealthy(timeoutMs?: number): Promise<void>
+	/**
+	 * After a failover at `since`: waits out the 2 × failover-timeout during which
+	 * sentinels that took part refuse to start another, and until every sentinel
+	 * names the same primary with the same config epoch. Without it, a fault
+	 * injected soon after a failover met sentinels that would not fail over for
+	 * seconds ("Next failover delay"), or a late second failover by a sentinel
+	 * that had not yet heard of the first.
+	 */
+	waitQuiet(since: number, timeoutMs?: number): Promise<void>
 	stop(): Promise<void>
 }
 
@@ -504,6 +513,7 @@ export interface SentinelOptions {
  */
 export async function startSentinels(options: SentinelOptions = {}): Promise<SentinelGroup> {
 	const name = 'dlg'
+	const failoverTimeoutMs = options.failoverTimeoutMs ?? 2000
 	const security = options.security ?? {}
 	const dir = await mkdtemp(join(tmpdir(), 'dlg-sentinel-'))
 	const [dataPorts, sentinelPorts] = ((all) => [all.slice(0, 2), all.slice(2)])(freePorts(2 + (options.sentinels ?? 3)))
@@ -585,6 +595,22 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 				return true
 			})
 		},
+		async waitQuiet(since, timeoutMs = 20_000) {
+			const until = since + 2 * failoverTimeoutMs + 250
+			if (Date.now() < until) await Bun.sleep(until - Date.now())
+			await waitFor('sentinels agreeing on the primary and its epoch', timeoutMs, async () => {
+				const views = await Promise.all(
+					sentinels.map(async (s) => {
+						const m = pairs(await s.query(['SENTINEL', 'MASTER', name]))
+						return `${m.get('ip')}:${m.get('port')} epoch ${m.get('config-epoch')} ${m.get('flags')}`
+					}),
+				)
+				const distinct = new Set(views)
+				return distinct.size === 1 && views[0]?.endsWith(' master')
+					? true
+					: `sentinels say ${[...distinct].join(' | ')}`
+			})
+		},
 		async stop() {
 			await Promise.all([...sentinels, ...data].map((n) => n.stop()))
 			await rm(dir, { recursive: true, force: true })
@@ -607,7 +633,7 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 				`dir ${dir}`,
 				`sentinel monitor ${name} ${HOST} ${firstPort} 2`,
 				`sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
-				`sentinel failover-timeout ${name} ${options.failoverTimeoutMs ?? 2000}`,
+				`sentinel failover-timeout ${name} ${failoverTimeoutMs}`,
 				`sentinel parallel-syncs ${name} 1`,
 			]
 			if (security.tls)

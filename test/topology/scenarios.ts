@@ -41,10 +41,9 @@ export interface FailoverVariant {
 const RECOVERY_BUDGET_MS = 3000
 /**
  * How long the durability tests wait for an idle instance to answer after a
- * failover. 5 s was exceeded twice in about 25 runs (both right after an earlier
- * failover of the same group), never with debug logging on; see the issue note.
+ * failover (how fast it is back is asserted by the failover tests under load).
  */
-const ACK_RECOVERY_WAIT_MS = 15_000
+const ACK_RECOVERY_WAIT_MS = 5000
 
 /** No answer during a failover takes longer than this (the store's ~1 s budget plus HTTP). */
 const FAIL_FAST_MS = 1600
@@ -305,7 +304,6 @@ export function serviceScenarios(topo: () => Topology): void {
 			expect(revoked.status).toBe(200)
 			await t.waitFailover(primary, replica, 20_000)
 			// HEAD only checks (a GET's reservation would wait for a replica the new primary does not have yet).
-			// What is asserted here is durability; how fast the service is back is the failover tests' (≤ 3 s under load).
 			const after = await waitFor('the service answering after the failover', ACK_RECOVERY_WAIT_MS, async () => {
 				const res = await app.request(downloadPath(user, FILE), { method: 'HEAD', headers: bearer(token) })
 				return res.status === 503 ? 'still 503' : res

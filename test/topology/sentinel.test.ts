@@ -22,6 +22,8 @@ import { serviceOn, serviceScenarios, type Topology } from './scenarios'
 // and never writes to a demoted primary.
 
 let group: SentinelGroup
+/** When the sentinels last switched primaries (ms epoch). */
+let lastSwitchAt = 0
 let client: Redis
 const clock = fakeClock()
 
@@ -34,6 +36,7 @@ const topology: () => Topology = () => ({
 	async waitFailover(from, to, timeoutMs) {
 		const { at, to: named } = await group.waitSwitch(from, timeoutMs)
 		if (named !== to) throw new Error(`sentinels promoted ${named.address}, not ${to.address}`)
+		lastSwitchAt = at
 		return at
 	},
 	async restore(former, primary) {
@@ -43,6 +46,8 @@ const topology: () => Topology = () => ({
 		// their next INFO round (every 10 s); the test does it now, as they would.
 		if ((await roleOf(former)) === 'master') await former.query(['REPLICAOF', '127.0.0.1', String(primary.port)])
 		await group.waitHealthy()
+		// The next test's fault must meet a group that can fail over again at once.
+		await group.waitQuiet(lastSwitchAt)
 	},
 	primaries: async () => [await group.primary()],
 	variants: [{ name: '', apply: async () => {} }],
