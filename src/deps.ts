@@ -10,7 +10,7 @@ import { type CancellationQueue, createCancellationQueue } from './store/cancell
 import { createRedisClient, waitReady } from './store/connect'
 import { createMemoryTokenStore } from './store/memory'
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './store/rate-limit'
-import { createRedisTokenStore } from './store/redis'
+import { createRedisTokenStore, type RedisClient } from './store/redis'
 import { createTrackedCache } from './store/tracking'
 import type { TokenStore } from './store/types'
 
@@ -46,6 +46,21 @@ const REPLICA_ACK_TIMEOUT_MS = 500
 const TOKEN_CACHE_BYTES = 8 * 1024 * 1024
 
 /**
+ * A Redis client for `config` (null for the in-memory store) whose errors are
+ * logged as `what`, once it is ready; closed again when it is not within 5 s.
+ */
+async function readyClient(config: Config, log: Logger, what: string): Promise<RedisClient | null> {
+	const client = createRedisClient(config)
+	if (!client) return null
+	client.on('error', (err: unknown) => log.warn(what, errorFields(err)))
+	await waitReady(client, 5000).catch((err: unknown) => {
+		client.disconnect()
+		throw err
+	})
+	return client
+}
+
+/**
  * The only place that builds the Redis client and storage. Waits for Redis to
  * be ready (failing within a few seconds if it is not).
  */
@@ -53,26 +68,17 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 	const clock = overrides.clock ?? systemClock
 	const log = overrides.log ?? createLogger(config.logLevel)
 	const metrics = overrides.metrics ?? createMetrics()
-	const client = createRedisClient(config)
-	if (client) {
-		client.on('error', (err: unknown) => log.warn('redis error', errorFields(err)))
-		await waitReady(client, 5000).catch((err: unknown) => {
-			client.disconnect()
-			throw err
-		})
-	}
+	const client = await readyClient(config, log, 'redis error')
 	// Client-side caching (single Redis, Sentinel; a Cluster asks Redis every
 	// time) on a second connection of its own, built like the first so it
 	// follows failovers the same way.
-	const reads = client instanceof Redis ? (createRedisClient(config) as Redis) : null
-	if (reads) {
-		reads.on('error', (err: unknown) => log.warn('redis error (tracked reads)', errorFields(err)))
-		await waitReady(reads, 5000).catch((err: unknown) => {
-			reads.disconnect()
-			client?.disconnect()
-			throw err
-		})
-	}
+	const reads =
+		client instanceof Redis
+			? ((await readyClient(config, log, 'redis error (tracked reads)').catch((err: unknown) => {
+					client.disconnect()
+					throw err
+				})) as Redis)
+			: null
 	const cache = reads ? createTrackedCache(reads, log, TOKEN_CACHE_BYTES, config.redisKeyPrefix) : undefined
 	const store = instrumentStore(
 		client

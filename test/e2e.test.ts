@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytesOf, serviceEnv, sha256 } from './helpers'
+import { pollUntil, randomBytesOf, serviceEnv, sha256 } from './helpers'
 import { type RedisServer, startRedisServer } from './redis-server'
 import { type ServerProcess, startServerProcess } from './server-process'
 
@@ -347,11 +347,12 @@ describe('fail closed when Redis is down, recover when it returns', () => {
 		expect((await fetch(`${server.url}/ready`)).status).toBe(503)
 
 		await redis.start()
-		let status = 0
-		for (let i = 0; i < 60 && status !== 200; i++) {
-			await Bun.sleep(100)
-			status = (await download()).status
-		}
+		const status = await pollUntil(
+			async () => (await download()).status,
+			(s) => s === 200,
+			6000,
+			100,
+		)
 		expect(status).toBe(200)
 		expect(await (await download()).text()).toBe('video bytes')
 		expect((await fetch(`${server.url}/ready`)).status).toBe(200)

@@ -181,3 +181,19 @@ export function descriptorsInto(dir: string): number {
 	}
 	return n
 }
+
+/** Polls `probe` every `everyMs` until `done(value)` or `timeoutMs`; returns the last value. */
+export async function pollUntil<T>(
+	probe: () => T | Promise<T>,
+	done: (value: T) => boolean,
+	timeoutMs: number,
+	everyMs = 50,
+): Promise<T> {
+	const until = performance.now() + timeoutMs
+	let value = await probe()
+	while (!done(value) && performance.now() < until) {
+		await Bun.sleep(everyMs)
+		value = await probe()
+	}
+	return value
+}

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytesOf, sha256, uniquePrefix } from './helpers'
+import { pollUntil, randomBytesOf, sha256, uniquePrefix } from './helpers'
 import { type ServerProcess, startServerProcess } from './server-process'
 
 const MiB = 1024 * 1024
@@ -38,7 +38,11 @@ const env = (extra: Record<string, string>) => ({
 
 /** The "listening" lines of a WORKERS=2 instance, once both processes wrote theirs (bounded wait). */
 async function listening(server: ServerProcess): Promise<{ pid: number; worker: boolean }[]> {
-	for (let i = 0; i < 50 && (server.output().match(/"msg":"listening"/g) ?? []).length < 2; i++) await Bun.sleep(50)
+	await pollUntil(
+		() => (server.output().match(/"msg":"listening"/g) ?? []).length,
+		(n) => n >= 2,
+		2500,
+	)
 	return server
 		.output()
 		.split('\n')
@@ -72,8 +76,11 @@ describe('WORKERS', () => {
 		const workerPid = worker?.pid ?? 0
 		process.kill(server.pid, 'SIGKILL')
 		const started = performance.now()
-		while (isRunning(workerPid) && performance.now() - started < 5000) await Bun.sleep(50)
-		const stillRunning = isRunning(workerPid)
+		const stillRunning = await pollUntil(
+			() => isRunning(workerPid),
+			(running) => !running,
+			5000,
+		)
 		// An orphan left by a failure here must not outlive the test.
 		if (stillRunning) process.kill(workerPid, 'SIGKILL')
 		expect(stillRunning).toBe(false)

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { bearer, downloadPath, makeTestApp, TEST_SECRET, type TestApp } from './helpers'
+import { bearer, downloadPath, makeTestApp, pollUntil, TEST_SECRET, type TestApp } from './helpers'
 import { type RedisServer, startRedisServer } from './redis-server'
 import { type ServerProcess, startServerProcess } from './server-process'
 
@@ -15,15 +15,8 @@ import { type ServerProcess, startServerProcess } from './server-process'
 const revokeOn = (t: TestApp, user: string, jti: string) =>
 	t.request(`/api/users/${user}/tokens/${jti}`, { method: 'DELETE' })
 
-/** Waits (bounded) until `condition` holds. */
-async function until(condition: () => boolean, ms: number): Promise<boolean> {
-	const end = performance.now() + ms
-	while (performance.now() < end) {
-		if (condition()) return true
-		await Bun.sleep(10)
-	}
-	return condition()
-}
+/** Waits (bounded, polling every 10 ms) until `condition` holds. */
+const until = (condition: () => boolean, ms: number) => pollUntil(condition, Boolean, ms, 10)
 
 describe('the per-process token cache never outlives Redis', () => {
 	let server: RedisServer
@@ -94,19 +87,23 @@ describe('the per-process token cache never outlives Redis', () => {
 		} finally {
 			server.resume()
 		}
-		let status = 0
-		for (let i = 0; i < 100 && status !== 200; i++) {
-			status = (await download(a, token)).status
-			if (status !== 200) await Bun.sleep(20)
-		}
+		const status = await pollUntil(
+			async () => (await download(a, token)).status,
+			(s) => s === 200,
+			3000,
+			20,
+		)
 		expect(status).toBe(200)
 		// Caching resumes once the tracked connection is back: downloads again ask nobody.
-		let remembered = false
-		for (let i = 0; i < 150 && !remembered; i++) {
-			expect((await download(a, token)).status).toBe(200)
-			remembered = a.deps.store.peek('u', jti, 'v.mp4')
-			if (!remembered) await Bun.sleep(20)
-		}
+		const remembered = await pollUntil(
+			async () => {
+				expect((await download(a, token)).status).toBe(200)
+				return a.deps.store.peek('u', jti, 'v.mp4')
+			},
+			Boolean,
+			3000,
+			20,
+		)
 		expect(remembered).toBe(true)
 	})
 
@@ -118,11 +115,12 @@ describe('the per-process token cache never outlives Redis', () => {
 		expect(await until(() => !a.deps.store.peek('u', jti, 'v.mp4'), 1000)).toBe(true)
 		expect((await download(a, token)).status).toBe(503)
 		await server.start()
-		let status = 503
-		for (let i = 0; i < 100 && status === 503; i++) {
-			status = (await download(a, token)).status
-			if (status === 503) await Bun.sleep(20)
-		}
+		const status = await pollUntil(
+			async () => (await download(a, token)).status,
+			(s) => s !== 503,
+			3000,
+			20,
+		)
 		// The restarted server kept nothing: the token's record is gone.
 		expect(status).toBe(401)
 	})

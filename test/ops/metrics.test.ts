@@ -7,6 +7,7 @@ import {
 	bearer,
 	downloadPath,
 	makeTestApp,
+	pollUntil,
 	randomBytesOf,
 	serviceEnv,
 	TEST_SECRET,
@@ -73,14 +74,17 @@ describe('/metrics counts what happened', () => {
 		expect(missing.status).toBe(401)
 
 		// The broken body's settle gives bytes back; its bytes_left says exactly how many.
-		let bytesLeft = 0
-		for (let i = 0; i < 100 && bytesLeft === 0; i++) {
-			await Bun.sleep(20)
-			const list = (await (await t.request('/api/users/u/tokens')).json()) as {
-				tokens: { jti: string; bytes_left: number | null }[]
-			}
-			bytesLeft = list.tokens.find((x) => x.jti === budgeted.jti)?.bytes_left ?? 0
-		}
+		const bytesLeft = await pollUntil(
+			async () => {
+				const list = (await (await t.request('/api/users/u/tokens')).json()) as {
+					tokens: { jti: string; bytes_left: number | null }[]
+				}
+				return list.tokens.find((x) => x.jti === budgeted.jti)?.bytes_left ?? 0
+			},
+			(left) => left > 0,
+			2000,
+			20,
+		)
 		expect(bytesLeft).toBeGreaterThan(0)
 
 		const after = await scrape()
@@ -187,7 +191,7 @@ describe('WORKERS=2', () => {
 			}),
 		)
 		try {
-			for (let i = 0; i < 50 && !server.output().includes('"worker":true'); i++) await Bun.sleep(50)
+			await pollUntil(() => server.output().includes('"worker":true'), Boolean, 2500)
 			// Fresh connections spread over both processes; the generated request ids name the process.
 			const processes = new Set<string>()
 			const N = 40

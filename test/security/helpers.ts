@@ -4,6 +4,9 @@ import { readdirSync, readlinkSync, realpathSync } from 'node:fs'
 import { SignJWT } from 'jose'
 import { keyIdFor } from '../../src/modules/tokens/download-token'
 import { TEST_SECRET } from '../helpers'
+
+export { pollUntil } from '../helpers'
+
 import { patternByte } from './churn'
 
 // Shared tools of the adversarial suite: a raw HTTP/1.1 client that sends
@@ -459,22 +462,6 @@ export function openFdsInside(dir: string): string[] {
 		}
 	}
 	return out
-}
-
-/** Polls `probe` every `everyMs` until `done(value)` or `timeoutMs`; returns the last value. */
-export async function pollUntil<T>(
-	probe: () => T | Promise<T>,
-	done: (value: T) => boolean,
-	timeoutMs: number,
-	everyMs = 50,
-): Promise<T> {
-	const until = performance.now() + timeoutMs
-	let value = await probe()
-	while (!done(value) && performance.now() < until) {
-		await Bun.sleep(everyMs)
-		value = await probe()
-	}
-	return value
 }
 
 /** Rejects after `ms`, so no await in a test can hang past its budget. */
