@@ -123,12 +123,50 @@ function sentinelClient(store: SentinelStore): Redis {
 		retryStrategy: reconnectDelay,
 		lazyConnect: true,
 	})
-	watchSentinelPrimary(client, store, tls, natMap)
-	// quit() ends the connection without telling the connector, so ioredis keeps
-	// the failover detector's sentinel connections, reconnecting forever;
-	// disconnect() on an ended client releases them.
-	client.on('end', () => client.disconnect())
+	const stopWatching = watchSentinelPrimary(client, store, tls, natMap)
+	keepConnecting(client, () => {
+		stopWatching()
+		// quit() ends the connection without telling the connector, so ioredis keeps
+		// the failover detector's sentinel connections, reconnecting forever;
+		// disconnect() on an ended client releases them.
+		client.disconnect()
+	})
 	return client
+}
+
+/**
+ * ioredis ends a Sentinel client for good when its failover detector drops a
+ * connection attempt that is still asking the sentinels: the attempt rejects
+ * with "Connection is closed." and the status becomes `end`, so a failover
+ * completing at that moment left the instance answering 503 until restarted.
+ * Unless `quit()` or `disconnect()` ended it, `client` connects again; when
+ * they did, `closed` runs once.
+ */
+export function keepConnecting(client: Redis, closed: () => void = () => {}): void {
+	let closing = false
+	const quit = client.quit.bind(client)
+	const disconnect = client.disconnect.bind(client)
+	client.quit = ((...args: Parameters<Redis['quit']>) => {
+		closing = true
+		return quit(...args)
+	}) as Redis['quit']
+	client.disconnect = (reconnect = false) => {
+		if (!reconnect) closing = true
+		disconnect(reconnect)
+	}
+	let finished = false
+	client.on('end', () => {
+		if (closing) {
+			if (!finished) {
+				finished = true
+				closed()
+			}
+			return
+		}
+		setTimeout(() => {
+			if (!closing && client.status === 'end') client.connect().catch(() => {})
+		}, reconnectDelay(1))
+	})
 }
 
 /** One sentinel's view of the primary. */
@@ -176,7 +214,7 @@ function watchSentinelPrimary(
 	store: SentinelStore,
 	tls: ConnectionOptions | undefined,
 	natMap: ((key: string) => HostPort | null) | undefined,
-): void {
+): () => void {
 	const watchers = store.sentinels.map(
 		(s) =>
 			new Redis({
@@ -220,10 +258,10 @@ function watchSentinelPrimary(
 	const timer = setInterval(check, TOPOLOGY_REFRESH_MS)
 	timer.unref()
 	client.on('ready', check)
-	client.once('end', () => {
+	return () => {
 		clearInterval(timer)
 		for (const w of watchers) w.disconnect()
-	})
+	}
 }
 
 function clusterClient(store: Extract<StoreConfig, { kind: 'cluster' }>): Cluster {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { BoundedCache, stringBytes } from '../bounded-cache'
 import { errorFields, type Logger } from '../log'
+import { keepConnecting } from './connect'
 
 /**
  * A per-process copy of token state that Redis itself keeps coherent
@@ -97,6 +98,8 @@ export function createTrackedCache(
 		protocol: 2,
 		enableAutoPipelining: false,
 	})
+	// A duplicate of a Sentinel client is one too, open to the same premature end.
+	keepConnecting(subscriber)
 
 	async function enable() {
 		const id = subscriberId

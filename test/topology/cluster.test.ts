@@ -32,6 +32,10 @@ const topology: () => Topology = () => ({
 		else if (former.paused) former.resume()
 		await cluster.waitHealthy()
 	},
+	async describe() {
+		const view = await cluster.view()
+		return view.map((v) => `${v.address} ${v.flags.join(',')} slots ${v.slots}`).join('; ')
+	},
 	async primaries() {
 		const view = await cluster.view()
 		return view.filter((v) => v.flags.includes('master') && v.slots > 0).map((v) => cluster.node(v.address))

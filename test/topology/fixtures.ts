@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Subprocess } from 'bun'
+import type { Socket as BunSocket, Subprocess } from 'bun'
 import type { Cluster, Redis } from 'ioredis'
 import { type Env, loadConfig } from '../../src/config'
 import { createRedisClient, waitReady } from '../../src/store/connect'
@@ -493,6 +493,8 @@ export interface SentinelGroup {
 	 * that had not yet heard of the first.
 	 */
 	waitQuiet(since: number, timeoutMs?: number): Promise<void>
+	/** What every sentinel says of the primary (address, config epoch, flags), for failure messages. */
+	describe(): Promise<string>
 	stop(): Promise<void>
 }
 
@@ -527,6 +529,14 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 		...(options.sentinelPassword ? { auth: [options.sentinelPassword] as const } : {}),
 	})
 
+	/** Each sentinel's primary: `ip:port epoch N flags`. */
+	const sentinelViews = () =>
+		Promise.all(
+			sentinels.map(async (s) => {
+				const m = pairs(await s.query(['SENTINEL', 'MASTER', name]))
+				return `${m.get('ip')}:${m.get('port')} epoch ${m.get('config-epoch')} ${m.get('flags')}`
+			}),
+		)
 	const masterAddr = async (s: RedisProcess): Promise<string> => {
 		const reply = await s.query(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name], 300)
 		return Array.isArray(reply) ? `${reply[0]}:${reply[1]}` : 'none'
@@ -599,17 +609,16 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 			const until = since + 2 * failoverTimeoutMs + 250
 			if (Date.now() < until) await Bun.sleep(until - Date.now())
 			await waitFor('sentinels agreeing on the primary and its epoch', timeoutMs, async () => {
-				const views = await Promise.all(
-					sentinels.map(async (s) => {
-						const m = pairs(await s.query(['SENTINEL', 'MASTER', name]))
-						return `${m.get('ip')}:${m.get('port')} epoch ${m.get('config-epoch')} ${m.get('flags')}`
-					}),
-				)
+				const views = await sentinelViews()
 				const distinct = new Set(views)
 				return distinct.size === 1 && views[0]?.endsWith(' master')
 					? true
 					: `sentinels say ${[...distinct].join(' | ')}`
 			})
+		},
+		async describe() {
+			const views = await sentinelViews()
+			return sentinels.map((s, i) => `${s.address} names ${views[i]}`).join('; ')
 		},
 		async stop() {
 			await Promise.all([...sentinels, ...data].map((n) => n.stop()))
@@ -676,6 +685,14 @@ export interface ScriptedSentinel {
 	readonly address: string
 	/** From now on, name `node` as primary, at config epoch `epoch`. */
 	name(node: RedisProcess, epoch: number): void
+	/** Leaves GET-MASTER-ADDR-BY-NAME requests unanswered until `release` (a sentinel slow to answer). */
+	hold(): void
+	/** How many GET-MASTER-ADDR-BY-NAME requests are waiting for an answer. */
+	held(): number
+	/** Answers the held requests with the primary named now, and stops holding. */
+	release(): void
+	/** Sends `+switch-master` to every subscriber, as a sentinel does when a failover completes. */
+	announceSwitch(): void
 	stop(): void
 }
 
@@ -688,7 +705,14 @@ export interface ScriptedSentinel {
 export function startScriptedSentinel(group: string, primary: RedisProcess): ScriptedSentinel {
 	let named = primary
 	let epoch = 0
+	let holding = false
+	const held: BunSocket<{ buf: Buffer }>[] = []
+	const subscribers = new Set<BunSocket<{ buf: Buffer }>>()
 	const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`
+	const addressReply = () => {
+		const [host = '', port = ''] = named.address.split(':')
+		return `*2\r\n${bulk(host)}${bulk(port)}`
+	}
 	const answer = (args: string[]): string => {
 		const [cmd = '', sub = '', name = ''] = args.map((a, i) => (i < 2 ? a.toUpperCase() : a))
 		if (cmd === 'PING') return '+PONG\r\n'
@@ -696,7 +720,7 @@ export function startScriptedSentinel(group: string, primary: RedisProcess): Scr
 		if (cmd !== 'SENTINEL') return cmd === 'HELLO' ? "-ERR unknown command 'HELLO'\r\n" : '+OK\r\n'
 		if (name !== group) return '*-1\r\n'
 		const [host = '', port = ''] = named.address.split(':')
-		if (sub === 'GET-MASTER-ADDR-BY-NAME') return `*2\r\n${bulk(host)}${bulk(port)}`
+		if (sub === 'GET-MASTER-ADDR-BY-NAME') return addressReply()
 		if (sub === 'MASTER') {
 			const fields = ['name', group, 'ip', host, 'port', port, 'flags', 'master', 'config-epoch', String(epoch)]
 			return `*${fields.length}\r\n${fields.map(bulk).join('')}`
@@ -710,6 +734,9 @@ export function startScriptedSentinel(group: string, primary: RedisProcess): Scr
 			open(socket) {
 				socket.data = { buf: Buffer.alloc(0) }
 			},
+			close(socket) {
+				subscribers.delete(socket)
+			},
 			data(socket, chunk) {
 				socket.data.buf = Buffer.concat([socket.data.buf, chunk])
 				for (;;) {
@@ -717,7 +744,10 @@ export function startScriptedSentinel(group: string, primary: RedisProcess): Scr
 					if (!parsed) return
 					socket.data.buf = socket.data.buf.subarray(parsed.end)
 					const args = Array.isArray(parsed.value) ? parsed.value.map(String) : []
-					socket.write(answer(args))
+					const command = args.map((a) => a.toUpperCase())
+					if (command[0] === 'SUBSCRIBE') subscribers.add(socket)
+					if (holding && command[0] === 'SENTINEL' && command[1] === 'GET-MASTER-ADDR-BY-NAME') held.push(socket)
+					else socket.write(answer(args))
 				}
 			},
 		},
@@ -727,6 +757,19 @@ export function startScriptedSentinel(group: string, primary: RedisProcess): Scr
 		name(node, newEpoch) {
 			named = node
 			epoch = newEpoch
+		},
+		hold() {
+			holding = true
+		},
+		held: () => held.length,
+		release() {
+			holding = false
+			for (const socket of held.splice(0)) socket.write(addressReply())
+		},
+		announceSwitch() {
+			const payload = `${group} ${primary.address.replace(':', ' ')} ${named.address.replace(':', ' ')}`
+			for (const socket of subscribers)
+				socket.write(`*3\r\n${bulk('message')}${bulk('+switch-master')}${bulk(payload)}`)
 		},
 		stop() {
 			server.stop(true)

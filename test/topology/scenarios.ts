@@ -27,6 +27,8 @@ export interface Topology {
 	restore(former: RedisProcess, primary: RedisProcess): Promise<void>
 	/** Every primary, for memory figures. */
 	primaries(): Promise<RedisProcess[]>
+	/** What Redis itself says about its primaries right now, for a failure message. */
+	describe(): Promise<string>
 	/** Settings each failover test runs under (e.g. cluster-require-full-coverage yes and no). */
 	readonly variants: readonly FailoverVariant[]
 }
@@ -70,6 +72,17 @@ export function serviceOn(topology: Topology, extra: Env = {}): Promise<TestApp>
 			...extra,
 		},
 	})
+}
+
+/** `wait`, or its error with what Redis and the service said at that moment. */
+async function explained<T>(t: Topology, app: TestApp, wait: Promise<T>): Promise<T> {
+	try {
+		return await wait
+	} catch (err) {
+		throw new Error(
+			`${err instanceof Error ? err.message : String(err)}\nRedis: ${await t.describe()}\nservice:\n${redisLog(app)}`,
+		)
+	}
 }
 
 const revoke = (app: TestApp, token: string) =>
@@ -304,10 +317,14 @@ export function serviceScenarios(topo: () => Topology): void {
 			expect(revoked.status).toBe(200)
 			await t.waitFailover(primary, replica, 20_000)
 			// HEAD only checks (a GET's reservation would wait for a replica the new primary does not have yet).
-			const after = await waitFor('the service answering after the failover', ACK_RECOVERY_WAIT_MS, async () => {
-				const res = await app.request(downloadPath(user, FILE), { method: 'HEAD', headers: bearer(token) })
-				return res.status === 503 ? 'still 503' : res
-			})
+			const after = await explained(
+				t,
+				app,
+				waitFor('the service answering after the failover', ACK_RECOVERY_WAIT_MS, async () => {
+					const res = await app.request(downloadPath(user, FILE), { method: 'HEAD', headers: bearer(token) })
+					return res.status === 503 ? 'still 503' : res
+				}),
+			)
 			expect(after.status).toBe(401)
 		} finally {
 			await app.close()
@@ -337,10 +354,14 @@ export function serviceScenarios(topo: () => Topology): void {
 			await thaw
 			await t.waitFailover(primary, replica, 20_000)
 			// The new primary still knows the budget was spent: the token is not live any more.
-			const listed = await waitFor('the listing answering after the failover', ACK_RECOVERY_WAIT_MS, async () => {
-				const res = await app.request(`/api/users/${user}/tokens`)
-				return res.status === 503 ? 'still 503' : res
-			})
+			const listed = await explained(
+				t,
+				app,
+				waitFor('the listing answering after the failover', ACK_RECOVERY_WAIT_MS, async () => {
+					const res = await app.request(`/api/users/${user}/tokens`)
+					return res.status === 503 ? 'still 503' : res
+				}),
+			)
 			expect(listed.status).toBe(200)
 			const { tokens } = (await listed.json()) as { tokens: { jti: string }[] }
 			expect(tokens.map((x) => x.jti)).not.toContain(jti)

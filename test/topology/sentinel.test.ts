@@ -50,6 +50,7 @@ const topology: () => Topology = () => ({
 		await group.waitQuiet(lastSwitchAt)
 	},
 	primaries: async () => [await group.primary()],
+	describe: () => group.describe(),
 	variants: [{ name: '', apply: async () => {} }],
 })
 
@@ -151,6 +152,42 @@ describe('the service on Redis Sentinel', () => {
 			await old.query(['SET', 'k', 'stale'])
 			for (let i = 0; i < 20; i++) await c.set(`k${i}`, 'new')
 			expect(await old.query(['EXISTS', 'k0'])).toBe(0)
+		} finally {
+			c.disconnect()
+			sentinel.stop()
+			await next.dispose()
+			await old.dispose()
+		}
+	})
+
+	test('a failover announced while a reconnect is still asking the sentinels does not end the client for good', async () => {
+		// The primary dies; while the client's reconnect waits on a sentinel's answer, the
+		// failover completes and +switch-master reaches the failover detector, which drops
+		// the connection attempt. ioredis then ends the client ("Connection is closed.", status
+		// end): without a reconnect of our own, the instance answered 503 until restarted.
+		const old = await startRedis()
+		const next = await startRedis(old)
+		const sentinel = startScriptedSentinel('dlg', old)
+		const c = createRedisClient(
+			loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_SENTINELS: sentinel.address, REDIS_SENTINEL_NAME: 'dlg' }),
+		)
+		if (!c) throw new Error('no client')
+		c.on('error', () => {})
+		try {
+			await waitReady(c, 5000)
+			// The failover detector subscribes once the client is connected.
+			await Bun.sleep(200)
+			sentinel.hold()
+			await old.stop()
+			await waitFor('a reconnect asking the sentinel', 5000, async () => (sentinel.held() > 0 ? true : 'none yet'), 10)
+			await next.query(['REPLICAOF', 'NO', 'ONE'])
+			sentinel.name(next, 1)
+			sentinel.announceSwitch()
+			await Bun.sleep(50)
+			sentinel.release()
+			await waitFor('the client ready again', 3000, async () => (c.status === 'ready' ? true : c.status), 20)
+			await c.set('k', 'after')
+			expect(await next.query(['GET', 'k'])).toBe('after')
 		} finally {
 			c.disconnect()
 			sentinel.stop()
