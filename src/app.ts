@@ -7,10 +7,7 @@ import { corsModule, createCors } from './http/cors'
 import { errorResponse, toAppError } from './http/error-response'
 import { errorFields } from './log'
 import { docsModule } from './modules/docs'
-import { DOWNLOAD_PATH, downloadsModule } from './modules/downloads'
-import { createDownloadEndpoint } from './modules/downloads/endpoint'
-import { createRefusalLimiter } from './modules/downloads/refusals'
-import { createDownloadService } from './modules/downloads/service'
+import { downloadsModule } from './modules/downloads'
 import { lifecycleModule } from './modules/lifecycle'
 import { createLifecycleService } from './modules/lifecycle/service'
 import { opsModule } from './modules/ops'
@@ -47,26 +44,23 @@ export function createApp(deps: Deps) {
 		resumeAllowanceBytes: config.resumeAllowanceBytes,
 		rateLimitIssue: config.rateLimitIssue,
 	})
-	const downloads = createDownloadService({ codec, store, storage, log, cancellations: deps.cancellations })
 	const callerAuth = createCallerAuth(config, clock)
-	const telemetry = createTelemetry({
-		log,
-		metrics,
-		logsRequests: log.enabled('info'),
-	})
-	const refusals = createRefusalLimiter({ rateLimiter: deps.rateLimiter, rule: config.rateLimitDenied, clock, log })
+	const telemetry = createTelemetry({ log, metrics, logsRequests: log.enabled('info') })
 	const cors = createCors(config.corsOrigins)
-	const download = createDownloadEndpoint({
-		downloads,
+	const downloads = downloadsModule({
+		codec,
+		store,
+		storage,
+		cancellations: deps.cancellations,
+		rateLimiter: deps.rateLimiter,
 		telemetry,
-		refusals,
 		cors,
+		clock,
+		log,
+		refusalLimit: config.rateLimitDenied,
 		allowQueryToken: config.allowQueryToken,
 		trustProxy: config.trustProxy,
 	})
-
-	const nativeDownload = (request: Bun.BunRequest<string>, server: Bun.Server<unknown>) =>
-		download(request, { user_id: request.params.user_id ?? '', filename: request.params.filename ?? '' }, server)
 
 	// What reaches the runtime's own error hook escaped every route (a body
 	// that failed while being sent, a bug in a hook): still one JSON shape.
@@ -81,8 +75,8 @@ export function createApp(deps: Deps) {
 			development: false,
 			error: lastResort,
 			maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
-			// The hot path, straight from Bun's router (see endpoint.ts); other methods fall through to Elysia.
-			routes: { [DOWNLOAD_PATH]: { GET: nativeDownload, HEAD: nativeDownload } },
+			// The hot path, straight from Bun's router; other methods fall through to Elysia.
+			routes: downloads.routes,
 		},
 	})
 		.onRequest(({ request, set, server }) => {
@@ -91,19 +85,13 @@ export function createApp(deps: Deps) {
 			// Known only while the connection is open: taken now for the access line.
 			if (telemetry.logsRequests) rec.ip = clientIp(request, server, config.trustProxy)
 		})
-		.onError(async ({ error, code, set, request, route, server }) => {
-			let err = toAppError(error, code)
-			// Every refusal of a download counts toward the per-IP limit, malformed requests included.
-			if (route === DOWNLOAD_PATH) err = await refusals.limit(err, clientIp(request, server, config.trustProxy))
+		.onError(({ error, code, set, request }) => {
+			const err = toAppError(error, code)
 			telemetry.refused(request, err)
-			set.status = err.status
-			set.headers['content-type'] = 'application/json; charset=utf-8'
-			Object.assign(set.headers, err.headers)
-			return err.toJSON()
+			// The request id and CORS headers the hooks set travel with the error.
+			return errorResponse(err, set.headers as Record<string, string>)
 		})
 		.onAfterResponse(({ request, route, set, params }) => {
-			// The download endpoint writes its own line when it answers.
-			if (route === DOWNLOAD_PATH && telemetry.record(request).status !== undefined && set.status === 200) return
 			const status = typeof set.status === 'number' ? set.status : 200
 			telemetry.finish(request, route || 'unmatched', status, params ?? {})
 		})
@@ -131,7 +119,7 @@ export function createApp(deps: Deps) {
 			}),
 		)
 		.use(lifecycleModule({ lifecycle: createLifecycleService({ store, codec }), callerAuth }))
-		.use(downloadsModule(download))
+		.use(downloads.plugin)
 }
 
 /** The app's type, for typed clients (Eden treaty). */

@@ -1,4 +1,4 @@
-/** The stable error codes of SPEC §3; clients switch on these, never on messages. */
+/** The stable error codes of docs/contract.md §3; clients switch on these, never on messages. */
 export type ErrorCode =
 	| 'invalid_request'
 	| 'unauthorized'
@@ -14,6 +14,7 @@ export type ErrorCode =
 	| 'range_not_satisfiable'
 	| 'rate_limited'
 	| 'payload_too_large'
+	| 'unsupported_media_type'
 	| 'store_unavailable'
 	| 'internal_error'
 
@@ -87,6 +88,24 @@ export class FileNotFoundError extends AppError {
 export class PayloadTooLargeError extends AppError {
 	constructor(limitBytes: number) {
 		super('payload_too_large', 413, `The request body is larger than ${limitBytes} bytes.`)
+	}
+}
+
+/** 415: a request body in a media type the route does not take. */
+export class UnsupportedMediaTypeError extends AppError {
+	constructor(accepted: readonly string[]) {
+		super('unsupported_media_type', 415, `Send the body as ${accepted.join(' or ')}.`, {
+			'Accept-Post': accepted.join(', '),
+		})
+	}
+}
+
+/** 416: the range starts beyond the end of the file; `Content-Range` says how large it is. */
+export class RangeNotSatisfiableError extends AppError {
+	constructor(size: number) {
+		super('range_not_satisfiable', 416, `The requested range is outside the file (${size} bytes).`, {
+			'Content-Range': `bytes */${size}`,
+		})
 	}
 }
 

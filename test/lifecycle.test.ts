@@ -70,6 +70,63 @@ describe.each<StoreKind>(['redis', 'memory'])('token lifecycle (%s store)', (sto
 			expect(await (await revoke(JSON.stringify({ token }))).json()).toEqual({ revoked: false })
 		})
 
+		test('the form encoding of RFC 7009 revokes too (token=<JWT>)', async () => {
+			const { token } = await t.issue('alice', 'a.mp4')
+			const res = await t.request('/api/tokens/revoke', {
+				method: 'POST',
+				headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8' },
+				body: new URLSearchParams({ token }).toString(),
+			})
+			expect(res.status).toBe(200)
+			expect(await res.json()).toEqual({ revoked: true })
+			expect(await errorOf(await download('alice', 'a.mp4', token))).toBe('token_revoked')
+		})
+
+		test('JSON with parameters and any case of the media type is JSON', async () => {
+			const { token } = await t.issue('alice', 'a.mp4')
+			const res = await t.request('/api/tokens/revoke', {
+				method: 'POST',
+				headers: { 'Content-Type': 'Application/JSON; charset=utf-8' },
+				body: JSON.stringify({ token }),
+			})
+			expect(await res.json()).toEqual({ revoked: true })
+		})
+
+		// A cross-site <form> posts text/plain without a CORS preflight: such a body must never revoke.
+		test.each([
+			['text/plain'],
+			['application/xml'],
+			['text/plain; charset=utf-8'],
+			['multipart/form-data; boundary=x'],
+			['application/jsonx'],
+			[null],
+		])('a JSON body sent as %p → 415 unsupported_media_type, and the token still works', async (type) => {
+			const { token } = await t.issue('alice', 'a.mp4')
+			const res = await t.request('/api/tokens/revoke', {
+				method: 'POST',
+				headers: type === null ? {} : { 'Content-Type': type },
+				body: new Blob([JSON.stringify({ token })]),
+			})
+			expect(res.status).toBe(415)
+			expect(res.headers.get('cache-control')).toBe('no-store')
+			expect(await res.json()).toEqual({
+				error: 'unsupported_media_type',
+				message: 'Send the body as application/json or application/x-www-form-urlencoded.',
+			})
+			expect((await download('alice', 'a.mp4', token)).status).toBe(200)
+		})
+
+		test('a form that names the token twice → 400, nothing revoked', async () => {
+			const { token } = await t.issue('alice', 'a.mp4')
+			const res = await t.request('/api/tokens/revoke', {
+				method: 'POST',
+				headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+				body: `token=${token}&token=${token}`,
+			})
+			expect(res.status).toBe(400)
+			expect((await download('alice', 'a.mp4', token)).status).toBe(200)
+		})
+
 		test.each([['{}'], ['{"token": 5}'], ['not json'], ['']])('body %p → 400 invalid_request', async (body) => {
 			const res = await revoke(body)
 			expect(res.status).toBe(400)

@@ -23,12 +23,20 @@ export interface DownloadEndpointDeps {
 	readonly trustProxy: boolean
 }
 
-/** Answers one download request, whole: checks, body, refusals, CORS, request id, access line and metrics. */
-export type DownloadEndpoint = (
-	request: Request,
-	params: { readonly user_id: string; readonly filename: string },
-	server: PeerInfo | null,
-) => Response | Promise<Response>
+/** The download route's handling, whole: checks, body, refusals, CORS, request id, access line and metrics. */
+export interface DownloadEndpoint {
+	/** Answers one download request; never throws (a refusal is an error Response). */
+	answer(
+		request: Request,
+		params: { readonly user_id: string; readonly filename: string },
+		server: PeerInfo | null,
+	): Response | Promise<Response>
+	/**
+	 * Answers a request refused before `answer` ran (Elysia's own validation,
+	 * when `app.handle` reaches the route): counted toward the per-IP limit like every refusal.
+	 */
+	refuse(request: Request, error: unknown, code: string | number, server: PeerInfo | null): Promise<Response>
+}
 
 function resultOf(end: BodyEnd): DownloadResult {
 	if (!end.complete) return 'broken'
@@ -98,23 +106,39 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 		return response
 	}
 
+	// CORS and the request id, on every answer of this route.
+	const baseHeaders = (request: Request) => ({
+		...cors.responseHeaders(request.headers.get('origin')),
+		'x-request-id': telemetry.record(request).id,
+	})
+
 	// Every refusal counts toward the per-IP limit, malformed requests included; a 5xx never does.
-	async function refuse(request: Request, error: unknown, headers: Record<string, string>, server: PeerInfo | null) {
+	async function refuse(
+		request: Request,
+		error: unknown,
+		headers: Record<string, string>,
+		server: PeerInfo | null,
+		code: string | number = 'UNKNOWN',
+	) {
 		const rec = telemetry.record(request)
 		rec.ip = clientIp(request, server, deps.trustProxy)
-		let err: AppError = toAppError(error, 'UNKNOWN')
+		let err: AppError = toAppError(error, code)
 		err = await refusals.limit(err, rec.ip)
 		telemetry.refused(request, err)
 		telemetry.finish(request, DOWNLOAD_PATH, err.status, {})
 		return errorResponse(err, headers)
 	}
 
-	return (request, params, server) => {
+	function answer(
+		request: Request,
+		params: { readonly user_id: string; readonly filename: string },
+		server: PeerInfo | null,
+	): Response | Promise<Response> {
 		const rec = telemetry.record(request)
 		rec.userId = params.user_id
 		rec.filename = params.filename
 		const method = request.method === 'HEAD' ? 'HEAD' : 'GET'
-		const headers = { ...cors.responseHeaders(request.headers.get('origin')), 'x-request-id': rec.id }
+		const headers = baseHeaders(request)
 		const h = request.headers
 		const conditional: ConditionalRequest = {
 			method,
@@ -146,5 +170,10 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 			},
 			(err: unknown) => refuse(request, err, headers, server),
 		)
+	}
+
+	return {
+		answer,
+		refuse: (request, error, code, server) => refuse(request, error, baseHeaders(request), server, code),
 	}
 }

@@ -1,31 +1,77 @@
 import { Elysia } from 'elysia'
-import { DOWNLOAD_PATH, type DownloadEndpoint } from './endpoint'
+import type { Clock } from '../../clock'
+import type { RateLimit } from '../../config'
+import type { PeerInfo } from '../../http/client-ip'
+import type { Cors } from '../../http/cors'
+import type { Logger } from '../../log'
+import type { Storage } from '../../storage/disk'
+import type { CancellationQueue } from '../../store/cancellations'
+import type { RateLimiter } from '../../store/rate-limit'
+import type { TokenStore } from '../../store/types'
+import type { Telemetry } from '../ops/telemetry'
+import type { DownloadTokenCodec } from '../tokens/download-token'
+import { createDownloadEndpoint, DOWNLOAD_PATH } from './endpoint'
 import { downloadsModel } from './model'
+import { createRefusalLimiter } from './refusals'
+import { createDownloadService } from './service'
 
 export { DOWNLOAD_PATH } from './endpoint'
 
+/** What the download route needs from the rest of the service. */
+export interface DownloadsModuleDeps {
+	readonly codec: DownloadTokenCodec
+	readonly store: TokenStore
+	readonly storage: Storage
+	readonly cancellations: CancellationQueue
+	readonly rateLimiter: RateLimiter
+	readonly telemetry: Telemetry
+	readonly cors: Cors
+	readonly clock: Clock
+	readonly log: Logger
+	/** `RATE_LIMIT_DENIED`: refusals per client IP before 429. */
+	readonly refusalLimit: RateLimit
+	readonly allowQueryToken: boolean
+	readonly trustProxy: boolean
+}
+
+/** A Bun route handler (`Bun.serve({ routes })`), with the server it runs on. */
+type NativeHandler = (request: Bun.BunRequest<string>, server: Bun.Server<unknown>) => Promise<Response> | Response
+
 /**
- * `GET`/`HEAD /api/download/:user_id/:filename` (SPEC §3.2) as Elysia routes:
- * their schemas document the route in the OpenAPI document, and `app.handle`
- * reaches them; a listening server sends this path straight to the endpoint
- * (see app.ts), which these routes delegate to as well.
+ * `GET`/`HEAD /api/download/:user_id/:filename` (docs/contract.md §3.2): builds
+ * the download service, the per-IP refusal limiter and the endpoint that
+ * answers each request whole (checks, body, refusals, CORS, request id, access
+ * line, metrics), and hands the app both ways in: `routes` for Bun's own
+ * router (`serve.routes`: a listening server sends downloads straight there,
+ * past Elysia's per-request lifecycle) and `plugin`, the same route as Elysia
+ * routes (its OpenAPI document, and what `app.handle` reaches).
  */
-export function downloadsModule(endpoint: DownloadEndpoint) {
-	// The endpoint sets CORS and the request id itself; headers left on the context would make Elysia rebuild its Response.
-	const delegate = ({
-		request,
-		params,
-		server,
-		set,
-	}: {
-		request: Request
-		params: { user_id: string; filename: string }
-		server: Parameters<DownloadEndpoint>[2]
-		set: { headers: Record<string, unknown> }
-	}) => {
-		for (const key of Object.keys(set.headers)) delete set.headers[key]
-		return endpoint(request, params, server)
-	}
+export function downloadsModule(deps: DownloadsModuleDeps) {
+	const downloads = createDownloadService({
+		codec: deps.codec,
+		store: deps.store,
+		storage: deps.storage,
+		log: deps.log,
+		cancellations: deps.cancellations,
+	})
+	const refusals = createRefusalLimiter({
+		rateLimiter: deps.rateLimiter,
+		rule: deps.refusalLimit,
+		clock: deps.clock,
+		log: deps.log,
+	})
+	const endpoint = createDownloadEndpoint({
+		downloads,
+		telemetry: deps.telemetry,
+		refusals,
+		cors: deps.cors,
+		allowQueryToken: deps.allowQueryToken,
+		trustProxy: deps.trustProxy,
+	})
+
+	// Bun's router matched the pattern, so both parameters are there.
+	const native: NativeHandler = (request, server) =>
+		endpoint.answer(request, { user_id: request.params.user_id ?? '', filename: request.params.filename ?? '' }, server)
 
 	const detail = {
 		tags: ['downloads'],
@@ -33,10 +79,27 @@ export function downloadsModule(endpoint: DownloadEndpoint) {
 		description:
 			'The original route, unchanged for existing clients. Checks, in order, before a byte is sent: token present, signature and algorithm (HS256), expiry, bound to this user/file/action, not revoked and its record naming this file, file exists inside storage, and for max_uses tokens the body is paid for from the byte budget. Single Range → 206, unsatisfiable → 416, If-Range / If-None-Match / If-Modified-Since honoured. HEAD, 304, 416 and errors cost nothing. Fails closed (503) when Redis is down.',
 	}
-	// The schemas document the route; where Elysia runs it they validate too (the endpoint checks the same rules).
+	// The schemas document the route; where Elysia runs it (app.handle) they validate too, and
+	// what they refuse is answered by the endpoint like any other refusal of a download.
 	const hooks = { params: downloadsModel.params, headers: downloadsModel.headers, response: downloadsModel.response }
 
-	return new Elysia({ name: 'downloads' })
+	// The endpoint sets CORS and the request id itself; headers the app's hooks left on the
+	// context would make Elysia rebuild the Response (and read a file body as a stream).
+	const delegate = (context: {
+		request: Request
+		params: { user_id: string; filename: string }
+		server: PeerInfo | null
+		set: { headers: Record<string, unknown> }
+	}) => {
+		for (const key of Object.keys(context.set.headers)) delete context.set.headers[key]
+		return endpoint.answer(context.request, context.params, context.server)
+	}
+
+	const plugin = new Elysia({ name: 'downloads' })
+		.onError({ as: 'local' }, ({ request, error, code, server, set }) => {
+			for (const key of Object.keys(set.headers)) delete set.headers[key]
+			return endpoint.refuse(request, error, code, server)
+		})
 		.get(DOWNLOAD_PATH, delegate, {
 			...hooks,
 			detail: { ...detail, summary: 'Download a file with its token' },
@@ -45,4 +108,6 @@ export function downloadsModule(endpoint: DownloadEndpoint) {
 			...hooks,
 			detail: { ...detail, summary: 'Headers of the file (size, ETag) without the body; costs nothing' },
 		})
+
+	return { routes: { [DOWNLOAD_PATH]: { GET: native, HEAD: native } }, plugin }
 }

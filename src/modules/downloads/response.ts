@@ -1,5 +1,7 @@
+import { RangeNotSatisfiableError } from '../../errors'
 import { contentDisposition } from '../../http/content-disposition'
 import { httpDateNow } from '../../http/date'
+import { errorResponse } from '../../http/error-response'
 import { fileStream, SINGLE_READ_BYTES } from '../../http/file-stream'
 import { contentTypeFor } from '../../http/mime'
 import type { DownloadPlan } from './service'
@@ -58,19 +60,7 @@ export function downloadResponse(
 	if (selection.kind === 'unsatisfiable') {
 		file.close()
 		onEnd({ status: 416, written: 0, complete: true })
-		const body = JSON.stringify({
-			error: 'range_not_satisfiable',
-			message: `The requested range is outside the file (${file.size} bytes).`,
-		})
-		return new Response(body, {
-			status: 416,
-			headers: {
-				...extraHeaders,
-				'Content-Type': 'application/json; charset=utf-8',
-				'Content-Range': `bytes */${file.size}`,
-				'Cache-Control': 'no-store',
-			},
-		})
+		return errorResponse(new RangeNotSatisfiableError(file.size), extraHeaders)
 	}
 
 	const start = selection.kind === 'partial' ? selection.start : 0

@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import type { CallerAuth } from '../../auth/caller'
 import { authGuard, guardSecurity } from '../../auth/guard'
-import { readJsonBody } from '../../http/body'
+import { FORM_MEDIA_TYPE, JSON_MEDIA_TYPE, readBody } from '../../http/body'
 import { lifecycleModel as model, REVOKE_BODY_LIMIT } from './model'
 import type { LifecycleService } from './service'
 
@@ -26,13 +26,14 @@ export function lifecycleModule(deps: LifecycleModuleDeps) {
 			},
 			{
 				...model.revokePresented,
-				// Anyone may call this route: its body is read with a hard limit, never whole.
-				parse: ({ request }) => readJsonBody(request, REVOKE_BODY_LIMIT),
+				// Anyone may call this route: its body is read with a hard limit, never whole, and
+				// only as JSON or a form (RFC 7009's own encoding); anything else is 415.
+				parse: ({ request }) => readBody(request, REVOKE_BODY_LIMIT, [JSON_MEDIA_TYPE, FORM_MEDIA_TYPE]),
 				detail: {
 					tags,
 					summary: 'Revoke the token you hold',
 					description:
-						'RFC 7009 style: possession is enough, no other credentials. Answers 200 even when the token was already invalid or expired (revoked: false).',
+						'RFC 7009 style: possession is enough, no other credentials. Answers 200 even when the token was already invalid or expired (revoked: false). The body is JSON { "token": "<JWT>" } or the form token=<JWT>; any other media type is 415.',
 					security: [],
 				},
 			},

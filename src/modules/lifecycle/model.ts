@@ -26,7 +26,7 @@ const BadRequest = errorBody(
 	'user_id must be 1-128 characters of A-Z a-z 0-9 _ . @ -',
 )
 
-const SEND_TOKEN = 'Send a JSON body { "token": "<JWT>" }.'
+const SEND_TOKEN = 'Send a JSON body { "token": "<JWT>" } or the form token=<JWT>.'
 
 /** The largest body `POST /api/tokens/revoke` reads; a token is a few hundred bytes. */
 export const REVOKE_BODY_LIMIT = 16 * 1024
@@ -57,11 +57,16 @@ export const lifecycleModel = {
 		),
 		response: {
 			200: RevokePresented,
-			400: errorBody(['invalid_request'], 'No token in the body', 'Send a JSON body { "token": "<JWT>" }.'),
+			400: errorBody(['invalid_request'], 'No token in the body, or a field given twice', SEND_TOKEN),
 			413: errorBody(
 				['payload_too_large'],
 				`A body over ${REVOKE_BODY_LIMIT} bytes`,
 				`The request body is larger than ${REVOKE_BODY_LIMIT} bytes.`,
+			),
+			415: errorBody(
+				['unsupported_media_type'],
+				'A body that is neither application/json nor application/x-www-form-urlencoded',
+				'Send the body as application/json or application/x-www-form-urlencoded.',
 			),
 			503: StoreUnavailable,
 		},

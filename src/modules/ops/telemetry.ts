@@ -17,6 +17,8 @@ export interface RequestRecord {
 	/** The error code of a refusal. */
 	code?: string
 	budgeted?: boolean
+	/** Set once its access line is written: a request is finished once, whoever reports it first. */
+	finished?: true
 }
 
 /** Request ids, access lines and the per-request metrics of SPEC §3.4. */
@@ -26,15 +28,14 @@ export interface Telemetry {
 	readonly logsRequests: boolean
 	/** The record of `request`, created (with its id) on first use. */
 	record(request: Request): RequestRecord
-	/** A logger whose lines carry the request's id. */
-	logFor(request: Request): Logger
 	/** Notes a refusal: its code on the record and the denial metric; a 5xx is also logged (a bug in full, an outage briefly). */
 	refused(request: Request, error: AppError): void
 	/** Counts a download body that ended (or was answered without one). */
 	downloadEnded(result: DownloadResult, budgeted: boolean, bytes: number): void
 	/**
-	 * Writes the access line and observes the request duration. `route` is the
-	 * route pattern, never the raw path; `params` fill in the user and file when the handler did not.
+	 * Writes the access line and observes the request duration, once per request
+	 * (later calls do nothing). `route` is the route pattern, never the raw path;
+	 * `params` fill in the user and file when the handler did not.
 	 */
 	finish(request: Request, route: string, status: number, params: Readonly<Record<string, unknown>>): void
 }
@@ -78,7 +79,6 @@ export function createTelemetry(deps: {
 		metrics,
 		logsRequests,
 		record,
-		logFor: (request) => log.child({ request_id: record(request).id }),
 		refused(request, error) {
 			const rec = record(request)
 			rec.code = error.code
@@ -96,6 +96,8 @@ export function createTelemetry(deps: {
 		},
 		finish(request, route, status, params) {
 			const rec = record(request)
+			if (rec.finished) return
+			rec.finished = true
 			const method = METHODS.has(request.method) ? request.method : 'other'
 			if (rec.userId === undefined && typeof params.user_id === 'string') rec.userId = params.user_id
 			if (rec.filename === undefined && typeof params.filename === 'string') rec.filename = params.filename
