@@ -44,6 +44,9 @@ export class InvalidRequestError extends AppError {
 	}
 }
 
+/** The realm of every Bearer challenge the service sends (RFC 6750 §3). */
+export const BEARER_REALM = 'Bearer realm="download-gate"'
+
 // RFC 6750 §3: error_description is printable ASCII without quote or backslash
 // (and a header value must not carry anything else anyway).
 const challengeText = (message: string) => message.replace(/[^\x20-\x7e]|["\\]/g, "'")
@@ -57,15 +60,15 @@ export class TokenError extends AppError {
 	) {
 		const challenge =
 			code === 'missing_token'
-				? 'Bearer realm="download-gate"'
-				: `Bearer realm="download-gate", error="invalid_token", error_description="${challengeText(message)}"`
+				? BEARER_REALM
+				: `${BEARER_REALM}, error="invalid_token", error_description="${challengeText(message)}"`
 		super(code, 401, message, { 'WWW-Authenticate': challenge }, options)
 	}
 }
 
 /** 401: the caller of a management route could not be authenticated. */
 export class UnauthorizedError extends AppError {
-	constructor(message: string, challenge = 'Bearer realm="download-gate"') {
+	constructor(message: string, challenge = BEARER_REALM) {
 		super('unauthorized', 401, message, { 'WWW-Authenticate': challenge })
 	}
 }

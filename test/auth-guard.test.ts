@@ -36,16 +36,7 @@ describe('the auth guard on every route that acts for a user', () => {
 	})
 	afterAll(() => t.close())
 
-	/** `route → status error` for each guarded route, called with `headers`. */
-	async function answers(headers: Record<string, string>): Promise<string[]> {
-		return Promise.all(
-			actsForUser(t).map(async ({ method, route, path }) => {
-				const res = await t.request(path, { method, headers })
-				const body = (await res.json().catch(() => null)) as { error?: string } | null
-				return `${method} ${route} → ${res.status} ${body?.error ?? ''}`.trim()
-			}),
-		)
-	}
+	const answers = (headers: Record<string, string>) => answersFor(t, headers)
 
 	test('the table holds the token route and the four lifecycle routes', () => {
 		expect(actsForUser(t).map((r) => `${r.method} ${r.route}`)).toEqual([
@@ -76,3 +67,53 @@ describe('the auth guard on every route that acts for a user', () => {
 		}
 	})
 })
+
+describe('owner routes under ISSUE_AUTH=none', () => {
+	test('with API_KEYS configured, anyone may issue but only a key may list and revoke', async () => {
+		const t = await makeTestApp({ store: 'memory', env: { ISSUE_AUTH: 'none', API_KEYS: API_KEY } })
+		try {
+			await t.putFile('123', 'a.mp4', 'video')
+			expect((await t.request('/api/get-download-token/123/a.mp4')).status).toBe(200)
+			const anonymous = await answersFor(t, {})
+			expect(anonymous).toEqual([
+				'GET /api/get-download-token/:user_id/:filename → 200',
+				'GET /api/users/:user_id/tokens → 401 unauthorized',
+				'DELETE /api/users/:user_id/tokens/:jti → 401 unauthorized',
+				'DELETE /api/users/:user_id/tokens → 401 unauthorized',
+				'DELETE /api/users/:user_id/files/:filename/tokens → 401 unauthorized',
+			])
+			const keyed = (await answersFor(t, { 'X-API-Key': API_KEY })).filter((line) => / → 40[13] /.test(line))
+			expect(keyed).toEqual([])
+			// The OpenAPI document says the same.
+			const doc = (await (await t.request('/swagger/json')).json()) as {
+				paths: Record<string, Record<string, { security?: unknown }>>
+			}
+			expect(doc.paths['/api/get-download-token/{user_id}/{filename}']?.get?.security).toEqual([])
+			expect(doc.paths['/api/users/{user_id}/tokens']?.get?.security).toEqual([{ apiKey: [] }])
+		} finally {
+			await t.close()
+		}
+	})
+
+	test('with no credentials configured at all (the development default), both are open', async () => {
+		const t = await makeTestApp({ store: 'memory', env: { ISSUE_AUTH: 'none' } })
+		try {
+			await t.putFile('123', 'a.mp4', 'video')
+			const refused = (await answersFor(t, {})).filter((line) => / → 40[13] /.test(line))
+			expect(refused).toEqual([])
+		} finally {
+			await t.close()
+		}
+	})
+})
+
+/** `METHOD route → status [error]` for each guarded route of `t`, called with `headers`. */
+async function answersFor(t: TestApp, headers: Record<string, string>): Promise<string[]> {
+	return Promise.all(
+		actsForUser(t).map(async ({ method, route, path }) => {
+			const res = await t.request(path, { method, headers })
+			const body = (await res.json().catch(() => null)) as { error?: string } | null
+			return `${method} ${route} → ${res.status} ${body?.error ?? ''}`.trim()
+		}),
+	)
+}

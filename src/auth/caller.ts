@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose'
 import type { Clock } from '../clock'
 import type { Config } from '../config'
-import { ForbiddenError, UnauthorizedError } from '../errors'
+import { BEARER_REALM, ForbiddenError, UnauthorizedError } from '../errors'
 import { hashSecrets, matchesOneOf } from './constant-time'
 
 /** Who is calling a management route. */
@@ -16,16 +16,32 @@ export interface Credentials {
 	readonly authorization: string | null
 }
 
+/**
+ * What a route asks of its caller: `issuer` may ask for tokens for
+ * `:user_id` (per `ISSUE_AUTH`); `owner` may list and revoke `:user_id`'s
+ * tokens. Both accept an API key (any user) or that user's own access token.
+ * They differ under `ISSUE_AUTH=none`: anyone may then issue, as the original
+ * service allowed, but listing and revoking still need a credential whenever
+ * one is configured (with none configured, the development default, both are open).
+ */
+export type AuthRequirement = 'issuer' | 'owner'
+
+/** Which credentials a requirement accepts under this configuration. */
+export interface Accepted {
+	readonly apiKey: boolean
+	readonly userToken: boolean
+}
+
 /** Authenticates callers per `ISSUE_AUTH` and checks they may act for a user. */
 export interface CallerAuth {
-	/** Which credentials this configuration accepts (for the OpenAPI document). */
-	readonly accepts: { readonly apiKey: boolean; readonly userToken: boolean }
+	/** Which credentials `requirement` accepts (for the OpenAPI document); none = open to anyone. */
+	accepts(requirement: AuthRequirement): Accepted
 	/**
-	 * Resolves the caller allowed to act for `userId`. Throws
-	 * `UnauthorizedError` (401) for missing or bad credentials and
+	 * Resolves the caller allowed to act for `userId` under `requirement`.
+	 * Throws `UnauthorizedError` (401) for missing or bad credentials and
 	 * `ForbiddenError` (403) for a user acting for someone else.
 	 */
-	authorize(credentials: Credentials, userId: string): Promise<Caller>
+	authorize(credentials: Credentials, userId: string, requirement: AuthRequirement): Promise<Caller>
 }
 
 /** Extracts the token of an `Authorization: Bearer <token>` header, or null. */
@@ -47,8 +63,21 @@ export function createCallerAuth(config: Config, clock: Clock): CallerAuth {
 			? createRemoteJWKSet(new URL(config.authJwksUrl))
 			: null
 	const algorithms = config.authJwtSecret ? ['HS256'] : USER_JWT_ALGORITHMS
-	const acceptsKeys = mode === 'api-key' || mode === 'any'
-	const acceptsUsers = (mode === 'user-jwt' || mode === 'any') && userKey !== null
+	const configured: Accepted = { apiKey: apiKeys.length > 0, userToken: userKey !== null }
+	const byRequirement: Record<AuthRequirement, Accepted> = {
+		issuer: {
+			apiKey: (mode === 'api-key' || mode === 'any') && configured.apiKey,
+			userToken: (mode === 'user-jwt' || mode === 'any') && configured.userToken,
+		},
+		// ISSUE_AUTH=none opens issuing only: management takes whatever credentials exist.
+		owner:
+			mode === 'none'
+				? configured
+				: {
+						apiKey: (mode === 'api-key' || mode === 'any') && configured.apiKey,
+						userToken: (mode === 'user-jwt' || mode === 'any') && configured.userToken,
+					},
+	}
 
 	async function verifyUser(token: string): Promise<string> {
 		if (!userKey) throw new UnauthorizedError('User access tokens are not accepted here.')
@@ -69,18 +98,16 @@ export function createCallerAuth(config: Config, clock: Clock): CallerAuth {
 			return String(user)
 		} catch (err) {
 			if (err instanceof UnauthorizedError) throw err
-			throw new UnauthorizedError(
-				'The access token is invalid or expired.',
-				'Bearer realm="download-gate", error="invalid_token"',
-			)
+			throw new UnauthorizedError('The access token is invalid or expired.', `${BEARER_REALM}, error="invalid_token"`)
 		}
 	}
 
 	return {
-		accepts: { apiKey: acceptsKeys && apiKeys.length > 0, userToken: acceptsUsers },
+		accepts: (requirement) => byRequirement[requirement],
 
-		async authorize(credentials, userId) {
-			if (mode === 'none') return { kind: 'anonymous' }
+		async authorize(credentials, userId, requirement) {
+			const { apiKey: acceptsKeys, userToken: acceptsUsers } = byRequirement[requirement]
+			if (!acceptsKeys && !acceptsUsers) return { kind: 'anonymous' }
 			if (credentials.apiKey !== null && acceptsKeys) {
 				if (!matchesOneOf(credentials.apiKey, apiKeys)) throw new UnauthorizedError('The API key is not valid.')
 				return { kind: 'service' }

@@ -1,13 +1,8 @@
 import { Elysia } from 'elysia'
 import { callerSecurity } from '../http/model'
-import type { Caller, CallerAuth } from './caller'
+import type { AuthRequirement, Caller, CallerAuth } from './caller'
 
-/**
- * What a route's `auth` option declares: `issuer` may ask for tokens for
- * `:user_id`, `owner` may list and revoke `:user_id`'s tokens. Both accept an
- * API key (any user) or that user's own access token, per `ISSUE_AUTH`.
- */
-export type AuthRequirement = 'issuer' | 'owner'
+export type { AuthRequirement } from './caller'
 
 /**
  * The guard plugin: a route declares `{ auth: 'issuer' | 'owner' }` and gets
@@ -17,12 +12,13 @@ export type AuthRequirement = 'issuer' | 'owner'
  */
 export function authGuard(callerAuth: CallerAuth) {
 	return new Elysia({ name: 'auth-guard' }).macro({
-		auth: (_requirement: AuthRequirement) => ({
+		auth: (requirement: AuthRequirement) => ({
 			async resolve({ request, params }): Promise<{ caller: Caller }> {
 				const { user_id } = params as { user_id?: unknown }
 				const caller = await callerAuth.authorize(
 					{ apiKey: request.headers.get('x-api-key'), authorization: request.headers.get('authorization') },
 					typeof user_id === 'string' ? user_id : '',
+					requirement,
 				)
 				return { caller }
 			},
@@ -30,5 +26,6 @@ export function authGuard(callerAuth: CallerAuth) {
 	})
 }
 
-/** The OpenAPI security requirement of guarded routes under this configuration. */
-export const guardSecurity = (callerAuth: CallerAuth) => callerSecurity(callerAuth.accepts)
+/** The OpenAPI security requirement of routes guarded with `requirement` under this configuration. */
+export const guardSecurity = (callerAuth: CallerAuth, requirement: AuthRequirement) =>
+	callerSecurity(callerAuth.accepts(requirement))

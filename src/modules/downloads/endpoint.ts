@@ -14,6 +14,12 @@ import type { DownloadPlan, DownloadRequest, DownloadService } from './service'
 /** The route pattern of downloads. */
 export const DOWNLOAD_PATH = '/api/download/:user_id/:filename'
 
+/** The download route's path for one file, each segment percent-encoded. */
+export const downloadPathOf = (userId: string, filename: string): string =>
+	DOWNLOAD_PATH.replace(':user_id', () => encodeURIComponent(userId)).replace(':filename', () =>
+		encodeURIComponent(filename),
+	)
+
 export interface DownloadEndpointDeps {
 	readonly downloads: DownloadService
 	readonly telemetry: Telemetry

@@ -15,7 +15,7 @@ import { downloadsModel } from './model'
 import { createRefusalLimiter } from './refusals'
 import { createDownloadService } from './service'
 
-export { DOWNLOAD_PATH } from './endpoint'
+export { DOWNLOAD_PATH, downloadPathOf } from './endpoint'
 
 /** What the download route needs from the rest of the service. */
 export interface DownloadsModuleDeps {

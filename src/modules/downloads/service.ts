@@ -19,8 +19,6 @@ export interface DownloadPlan {
 	readonly selection: Selection
 	/** True when the body was paid for from a `max_uses` budget. */
 	readonly budgeted: boolean
-	/** Bytes reserved from the budget (0 when none). */
-	readonly reserved: number
 	/** The reservation's id in the store, when bytes were reserved. */
 	readonly reservation: string | null
 	readonly requestId: string | undefined
@@ -151,7 +149,6 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 				file,
 				selection: selectRepresentation(request.conditional, file),
 				budgeted: false,
-				reserved: 0,
 				reservation: null,
 				requestId: request.requestId,
 			}
@@ -186,7 +183,6 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 					file,
 					selection,
 					budgeted,
-					reserved: budgeted ? length : 0,
 					reservation: budgeted ? reservation : null,
 					requestId: request.requestId,
 				}

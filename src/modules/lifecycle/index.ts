@@ -13,7 +13,7 @@ export interface LifecycleModuleDeps {
 /** The token lifecycle routes of SPEC §3.3, guarded like the token route. */
 export function lifecycleModule(deps: LifecycleModuleDeps) {
 	const { lifecycle, callerAuth } = deps
-	const security = guardSecurity(callerAuth)
+	const security = guardSecurity(callerAuth, 'owner')
 	const tags = ['lifecycle']
 
 	return new Elysia({ name: 'lifecycle' })

@@ -57,7 +57,7 @@ export function tokensModule(deps: TokensModuleDeps) {
 				summary: 'Issue a download token for one file',
 				description:
 					'The original route, unchanged for existing clients. The file must exist; the token id is recorded in Redis before the answer is sent, so it can be limited to max_uses whole downloads or revoked before it expires. Unknown or repeated query parameters are refused. Pass the token to the download route as Authorization: Bearer <token>.',
-				security: guardSecurity(deps.callerAuth),
+				security: guardSecurity(deps.callerAuth, 'issuer'),
 			},
 		},
 	)

@@ -5,6 +5,7 @@ import { FileNotFoundError, InvalidRequestError, RateLimitedError } from '../../
 import type { Storage } from '../../storage/disk'
 import { assertValidNames } from '../../storage/names'
 import type { TokenStore } from '../../store/types'
+import { downloadPathOf } from '../downloads/endpoint'
 import type { DownloadTokenCodec } from './download-token'
 import type { IssuedToken } from './model'
 
@@ -38,11 +39,6 @@ export interface TokenService {
 	 * `FileNotFoundError`, `StoreUnavailableError`.
 	 */
 	issue(request: IssueRequest): Promise<IssuedToken>
-}
-
-/** The `/api/download/...` path of a file, each segment percent-encoded. */
-export function downloadPath(userId: string, filename: string): string {
-	return `/api/download/${encodeURIComponent(userId)}/${encodeURIComponent(filename)}`
 }
 
 /** Builds the token service; it never sees an HTTP request. */
@@ -82,7 +78,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 			return {
 				token,
 				expires_in: ttl,
-				download_url: `${request.baseUrl}${downloadPath(userId, filename)}`,
+				download_url: `${request.baseUrl}${downloadPathOf(userId, filename)}`,
 				jti,
 				expires_at: isoSeconds(exp),
 				max_uses: maxUses,
