@@ -36,7 +36,7 @@ export interface DepsOverrides {
 	readonly log?: Logger
 	readonly draining?: () => boolean
 	readonly metrics?: Metrics
-	/** With several workers, the primary's aggregation of every worker (see index.ts). */
+	/** With several workers, the aggregation of every worker through the supervisor (see process/ipc.ts). */
 	readonly metricsText?: () => Promise<string>
 }
 

@@ -95,6 +95,18 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
 	)
 }
 
+/**
+ * A destination for a person at a terminal: each JSON line as pino-pretty
+ * formats it (time, level, message, then the fields on the same line), so an
+ * access line stays one line. Written at once, in the order logged.
+ */
+export async function terminalWriter(): Promise<(line: string) => void> {
+	// Loaded only for a terminal: production processes never carry it. Colours follow NO_COLOR and the TTY.
+	const { prettyFactory } = await import('pino-pretty')
+	const format = prettyFactory({ singleLine: true, translateTime: 'SYS:HH:MM:ss.l' })
+	return (line) => process.stdout.write(format(line))
+}
+
 /** Turns an unknown error into loggable fields without its stack leaking to clients. */
 export function errorFields(err: unknown): Fields {
 	if (err instanceof Error) {
