@@ -13,7 +13,7 @@ export type ClientErrorCode =
 	/** A status or body the service does not send. */
 	| 'unexpected_response'
 
-/** A service error code (SPEC §3), a client-side one, or a code this client does not know yet. */
+/** A service error code (docs/contract.md §3), a client-side one, or a code this client does not know yet. */
 export type DownloadErrorCode = ErrorCode | ClientErrorCode | (string & {})
 
 /** Why a download failed: the service's `{ error, message }` with its status, or a client-side code. */

@@ -27,7 +27,7 @@ export interface DownloadProgress {
 	readonly total: number | null
 }
 
-/** A token answer of the service (SPEC §3.1), or the parts of it a download needs. */
+/** A token answer of the service (docs/contract.md §3.1), or the parts of it a download needs. */
 export interface IssuedDownload {
 	readonly token: string
 	readonly download_url: string
@@ -117,7 +117,7 @@ interface Download {
  * A dropped connection (the body errors, `fetch` throws, or the body ends
  * short of its announced length) resumes with `Range: bytes=<received>-` and
  * `If-Range: <ETag>` on the same token, as the service's byte budget allows
- * (SPEC §3.2). A 200 to a resume means the file changed: the download restarts
+ * (docs/contract.md §3.2). A 200 to a resume means the file changed: the download restarts
  * from zero. `token_used_up` / `token_expired` ask `getFreshToken` for a new
  * token; other 4xx throw at once; 429/502/503/504 and network errors are
  * retried up to `maxAttempts` times in a row. When a 200 has no length

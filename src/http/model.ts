@@ -43,7 +43,7 @@ export const Forbidden = errorBody(
 	'This access token may not act for that user.',
 )
 
-/** `:user_id` as SPEC §3.1 defines it. */
+/** `:user_id` as docs/contract.md §3.1 defines it. */
 export const UserId = t.String({
 	pattern: USER_ID_PATTERN,
 	description: 'Your user id: 1-128 of A-Z a-z 0-9 _ . @ - (not . or ..)',

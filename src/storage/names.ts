@@ -1,6 +1,6 @@
 import { InvalidRequestError } from '../errors'
 
-// The one place the name rules of SPEC §3.1 live: the route schemas use the
+// The one place the name rules of docs/contract.md §3.1 live: the route schemas use the
 // patterns (for validation and the OpenAPI document), storage and services
 // the functions, which also check what a pattern cannot (bytes, Unicode).
 
@@ -18,7 +18,7 @@ const JTI = new RegExp(JTI_PATTERN)
 // Cc covers C0 and C1 controls and DEL; slash and backslash would split or alias a path.
 const FORBIDDEN_IN_FILENAME = /[\p{Cc}/\\]/u
 
-/** Why a `user_id` is unacceptable, or null when it is fine (SPEC §3.1). */
+/** Why a `user_id` is unacceptable, or null when it is fine (docs/contract.md §3.1). */
 export function userIdProblem(userId: string): string | null {
 	if (!USER_ID.test(userId)) return 'user_id must be 1-128 characters of A-Z a-z 0-9 _ . @ -'
 	// Allowed by the character set, but they name the storage root or its parent.
@@ -26,7 +26,7 @@ export function userIdProblem(userId: string): string | null {
 	return null
 }
 
-/** Why a `filename` is unacceptable, or null when it is one safe path segment (SPEC §3.1). */
+/** Why a `filename` is unacceptable, or null when it is one safe path segment (docs/contract.md §3.1). */
 export function filenameProblem(filename: string): string | null {
 	if (filename === '') return 'filename must not be empty'
 	if (FORBIDDEN_IN_FILENAME.test(filename)) return 'filename must not contain /, \\, NUL or control characters'

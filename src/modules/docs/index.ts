@@ -4,7 +4,7 @@ import { Elysia } from 'elysia'
 import pkg from '../../../package.json' with { type: 'json' }
 
 const ASSETS_PATH = '/swagger/assets'
-const SPEC_PATH = '/swagger/json'
+const OPENAPI_PATH = '/swagger/json'
 // Only these files of swagger-ui-dist are served; nothing else of the package (or disk) is reachable.
 const ASSETS: Record<string, string> = {
 	'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
@@ -73,13 +73,13 @@ export function docsModule(deps: DocsModuleDeps) {
 	const assetsDir = dirname(Bun.resolveSync('swagger-ui-dist/swagger-ui-bundle.js', import.meta.dir))
 	return new Elysia({ name: 'docs' })
 		.onAfterHandle({ as: 'global' }, ({ path, response }) =>
-			path === SPEC_PATH ? normalizeOpenApi(response) : undefined,
+			path === OPENAPI_PATH ? normalizeOpenApi(response) : undefined,
 		)
 		.use(
 			openapi({
 				provider: 'swagger-ui',
 				path: '/swagger',
-				specPath: SPEC_PATH,
+				specPath: OPENAPI_PATH,
 				documentation: {
 					info: {
 						title: 'download-gate',

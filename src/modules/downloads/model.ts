@@ -26,7 +26,7 @@ const TokenProblem = withHeaders(
 	{ 'www-authenticate': t.String({ description: 'Bearer challenge (RFC 6750)' }) },
 )
 
-/** Schemas of the download route (SPEC §3.2). */
+/** Schemas of the download route (docs/contract.md §3.2). */
 export const downloadsModel = {
 	params: t.Object({ user_id: UserId, filename: Filename }),
 	headers: t.Object({

@@ -35,7 +35,7 @@ export interface DownloadRequest {
 
 export interface DownloadService {
 	/**
-	 * Runs the checks of SPEC §3.2 in order, opens the file once and reserves
+	 * Runs the checks of docs/contract.md §3.2 in order, opens the file once and reserves
 	 * the body's bytes for a budgeted token. Throws `InvalidRequestError`,
 	 * `TokenError`, `ForbiddenError`, `FileNotFoundError`,
 	 * `StoreUnavailableError`; the file is closed on every refusal.
@@ -92,7 +92,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 	const knownRevoked = new BoundedCache<true>(revokedCacheBytes, (key) => stringBytes(key))
 	const revokedKey = (claims: DownloadClaims) => `${claims.user_id}\0${claims.jti}`
 
-	// Refusals of the record check (step 5), in SPEC order; null when the record allows the request.
+	// Refusals of the record check (step 5), in the order of docs/contract.md §3.2; null when the record allows the request.
 	function recordRefusal(claims: DownloadClaims, taken: TakeResult): TokenError | null {
 		switch (taken.status) {
 			case 'revoked':
@@ -142,7 +142,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			bound(claims, request)
 			if (!store.peek(claims.user_id, claims.jti, claims.filename)) return null
 			const file = storage.open(request.userId, request.filename)
-			// A missing file is answered by the full path, which asks the store first (SPEC order).
+			// A missing file is answered by the full path, which asks the store first (docs/contract.md §3.2 order).
 			if (!file) return null
 			return {
 				claims,

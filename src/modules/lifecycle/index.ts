@@ -10,7 +10,7 @@ export interface LifecycleModuleDeps {
 	readonly callerAuth: CallerAuth
 }
 
-/** The token lifecycle routes of SPEC §3.3, guarded like the token route. */
+/** The token lifecycle routes of docs/contract.md §3.3, guarded like the token route. */
 export function lifecycleModule(deps: LifecycleModuleDeps) {
 	const { lifecycle, callerAuth } = deps
 	const security = guardSecurity(callerAuth, 'owner')

@@ -1,7 +1,7 @@
 import { t } from 'elysia'
 import { errorBody, Filename, Forbidden, Jti, StoreUnavailable, Unauthorized, UserId } from '../../http/model'
 
-/** A live token as the listing route shows it (SPEC §3.3); the type is derived from it. */
+/** A live token as the listing route shows it (docs/contract.md §3.3); the type is derived from it. */
 export const LiveToken = t.Object({
 	jti: t.String(),
 	filename: t.String(),
@@ -48,7 +48,7 @@ const RevokePresented = t.Object(
 )
 export type RevokePresented = typeof RevokePresented.static
 
-/** Schemas of the lifecycle routes (SPEC §3.3). */
+/** Schemas of the lifecycle routes (docs/contract.md §3.3). */
 export const lifecycleModel = {
 	revokePresented: {
 		body: t.Object(

@@ -10,7 +10,7 @@ import {
 } from 'prom-client'
 import { HotCounter, HotHistogram } from './hot-metrics'
 
-/** How a download response ended (SPEC §3.4 `downloads by result`). */
+/** How a download response ended (docs/contract.md §3.4 `downloads by result`). */
 export const DOWNLOAD_RESULTS = ['full', 'partial', 'not_modified', 'range_not_satisfiable', 'broken'] as const
 export type DownloadResult = (typeof DOWNLOAD_RESULTS)[number]
 

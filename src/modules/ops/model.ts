@@ -1,7 +1,7 @@
 import { t } from 'elysia'
 import { Unauthorized } from '../../http/model'
 
-/** Schemas of the operations routes (SPEC §3.4). */
+/** Schemas of the operations routes (docs/contract.md §3.4). */
 export const opsModel = {
 	metricsUnauthorized: Unauthorized,
 	health: {

@@ -21,7 +21,7 @@ export interface RequestRecord {
 	finished?: true
 }
 
-/** Request ids, access lines and the per-request metrics of SPEC §3.4. */
+/** Request ids, access lines and the per-request metrics of docs/contract.md §3.4. */
 export interface Telemetry {
 	readonly metrics: Metrics
 	/** Whether an access line is written per request (LOG_LEVEL info or debug): only then is the client IP looked up for it. */

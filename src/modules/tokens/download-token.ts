@@ -4,7 +4,7 @@ import { BoundedCache, stringBytes } from '../../bounded-cache'
 import type { Clock } from '../../clock'
 import { TokenError } from '../../errors'
 
-/** The claims of a download token (SPEC §3.1). */
+/** The claims of a download token (docs/contract.md §3.1). */
 export interface DownloadClaims {
 	readonly user_id: string
 	readonly filename: string

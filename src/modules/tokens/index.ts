@@ -18,7 +18,7 @@ export interface TokensModuleDeps {
 	readonly onIssued?: (budgeted: boolean) => void
 }
 
-/** `GET /api/get-download-token/:user_id/:filename` (SPEC §3.1). */
+/** `GET /api/get-download-token/:user_id/:filename` (docs/contract.md §3.1). */
 export function tokensModule(deps: TokensModuleDeps) {
 	const { queryRules, ...model } = tokensModel(deps)
 

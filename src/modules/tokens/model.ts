@@ -5,7 +5,7 @@ import { DIGITS, type QueryRule } from '../../http/strict-query'
 /** The most whole downloads one token may grant. */
 export const MAX_USES_LIMIT = 1_000_000
 
-/** The body of a successful token request (SPEC §3.1); the type is derived from it. */
+/** The body of a successful token request (docs/contract.md §3.1); the type is derived from it. */
 export const IssuedToken = t.Object(
 	{
 		token: t.String({ description: 'The download token (JWT, HS256, header kid)' }),
@@ -39,7 +39,7 @@ export const IssuedToken = t.Object(
 )
 export type IssuedToken = typeof IssuedToken.static
 
-/** Schemas of the token route (SPEC §3.1); they validate requests and generate the OpenAPI document. */
+/** Schemas of the token route (docs/contract.md §3.1); they validate requests and generate the OpenAPI document. */
 export function tokensModel(limits: { defaultTtlS: number; maxTtlS: number }) {
 	const ttlError = `ttl must be a whole number from 1 to ${limits.maxTtlS}`
 	const maxUsesError = `max_uses must be a whole number from 1 to ${MAX_USES_LIMIT}`
