@@ -16,6 +16,7 @@ export type ErrorCode =
 	| 'payload_too_large'
 	| 'unsupported_media_type'
 	| 'store_unavailable'
+	| 'storage_unavailable'
 	| 'internal_error'
 
 /** An error a client may see: HTTP status, stable code, human message, extra headers. */
@@ -144,5 +145,12 @@ export class StoreUnavailableError extends AppError {
 			{ 'Retry-After': '1' },
 			{ cause },
 		)
+	}
+}
+
+/** 503: the file storage (a bucket) did not answer, failed, or refused us; nothing was charged. */
+export class StorageUnavailableError extends AppError {
+	constructor(cause?: unknown, message = 'The file storage is unavailable; try again shortly.') {
+		super('storage_unavailable', 503, message, { 'Retry-After': '1' }, { cause })
 	}
 }
