@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, readdir, readlink, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileStream } from '../src/http/file-stream'
-import { createDiskStorage, type OpenedFile } from '../src/storage/disk'
+import { countedStream } from '../src/http/file-stream'
+import { createDiskStorage } from '../src/storage/disk'
+import type { CheckedFile } from '../src/storage/types'
 import { randomBytesOf } from './helpers'
 
 // The counted stream behind budgeted downloads, reading the file storage
@@ -25,15 +26,17 @@ async function openDescriptorsOf(file: string): Promise<number> {
 }
 
 /** Opens `name` through storage, as the download route does. */
-function opened(name = 'v.mp4'): OpenedFile {
-	const file = createDiskStorage(dir).open('u', name)
+function opened(name = 'v.mp4'): CheckedFile {
+	const file = createDiskStorage(dir).openNow('u', name)
 	if (!file) throw new Error(`${name} did not open`)
 	return file
 }
 
 /** A stream over `file` whose end closes it and is recorded in `ends`. */
-function counted(file: OpenedFile, start: number, end: number, ends: [number, boolean][] = []) {
-	return fileStream(file, start, end, (w, c) => {
+function counted(file: CheckedFile, start: number, end: number, ends: [number, boolean][] = []) {
+	const reader = file.openRange(start, end)
+	if (reader instanceof Promise) throw new Error('a disk answers without waiting')
+	return countedStream(reader, end - start, (w, c) => {
 		file.close()
 		ends.push([w, c])
 	})
@@ -53,7 +56,7 @@ beforeAll(async () => {
 })
 afterAll(() => rm(dir, { recursive: true, force: true }))
 
-describe('fileStream', () => {
+describe('countedStream over a checked file', () => {
 	test('streams exactly [start, end) and reports a complete body', async () => {
 		const ends: [number, boolean][] = []
 		const { stream } = counted(opened(), 100, SIZE - 5, ends)

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDiskStorage, type FileSystem, nodeFileSystem, type OpenedFile, type Storage } from '../src/storage/disk'
+import { createDiskStorage, type FileSystem, nodeFileSystem } from '../src/storage/disk'
+import type { CheckedFile } from '../src/storage/types'
 import { descriptorsInto } from './helpers'
 
 // Disk storage on its own. The routes validate names before a lookup; these
@@ -11,18 +12,19 @@ import { descriptorsInto } from './helpers'
 // forgets, and that what was checked is the file later read.
 
 /** Everything the handle reads, through the handle (never the path). */
-async function contentOf(file: OpenedFile | null): Promise<string | null> {
+async function contentOf(file: CheckedFile | null): Promise<string | null> {
 	if (!file) return null
-	const buffer = new Uint8Array(file.size)
-	const n = await file.read(buffer, file.size, 0)
+	const reader = await file.openRange(0, file.size)
+	const chunks: Uint8Array[] = []
+	for (let chunk = await reader.read(1 << 20); chunk !== null; chunk = await reader.read(1 << 20)) chunks.push(chunk)
 	file.close()
-	return Buffer.from(buffer.subarray(0, n)).toString()
+	return Buffer.concat(chunks).toString()
 }
 
 let base: string
 let root: string
 let outside: string
-let storage: Storage
+let storage: ReturnType<typeof createDiskStorage>
 
 beforeAll(async () => {
 	base = await mkdtemp(join(tmpdir(), 'dlg-storage-'))
@@ -42,16 +44,19 @@ afterAll(() => rm(base, { recursive: true, force: true }))
 
 describe('disk storage', () => {
 	test('a plain file is opened, with size and a strong ETag from the handle', async () => {
-		const file = storage.open('u1', 'v.mp4')
+		const file = storage.openNow('u1', 'v.mp4')
 		expect(file?.size).toBe(6)
 		expect(file?.etag).toMatch(/^"[0-9a-z]+-[0-9a-z]+-[0-9a-z]+"$/)
-		expect(file?.reopenPath).toMatch(/^\/proc\/self\/fd\/\d+$/)
-		expect(readFileSync(file?.reopenPath ?? '', 'utf8')).toBe('inside')
+		// The zero-copy body is the checked descriptor itself, reopened through /proc.
+		const blob = file?.zeroCopy(0, 6)
+		expect(await blob?.text()).toBe('inside')
+		expect(await file?.zeroCopy(1, 3)?.text()).toBe('ns')
+		expect(file?.presignedUrl(60, 'attachment', 'video/mp4')).toBeNull()
 		expect(await contentOf(file)).toBe('inside')
 	})
 
 	test('a user directory that is a symlink inside the root is followed', async () => {
-		expect(await contentOf(storage.open('linked', 'w.mp4'))).toBe('other user')
+		expect(await contentOf(storage.openNow('linked', 'w.mp4'))).toBe('other user')
 	})
 
 	test.each([
@@ -62,25 +67,25 @@ describe('disk storage', () => {
 		['a missing user', 'nobody', 'v.mp4'],
 		['a directory', 'u1', 'sub'],
 	])('%s → not found', async (_name, userId, filename) => {
-		expect(storage.open(userId, filename)).toBeNull()
+		expect(storage.openNow(userId, filename)).toBeNull()
 	})
 
 	test('a symlink to a file outside the root → not found, and nothing stays open', async () => {
 		await symlink(join(outside, 'secret.mp4'), join(root, 'u1', 'escape.mp4'))
-		expect(storage.open('u1', 'escape.mp4')).toBeNull()
+		expect(storage.openNow('u1', 'escape.mp4')).toBeNull()
 	})
 
 	test('a FIFO is refused without blocking', async () => {
 		expect(Bun.spawnSync(['mkfifo', join(root, 'u1', 'pipe.mp4')]).exitCode).toBe(0)
-		expect(storage.open('u1', 'pipe.mp4')).toBeNull()
+		expect(storage.openNow('u1', 'pipe.mp4')).toBeNull()
 	})
 
 	test('the handle keeps serving the checked file after the path is swapped for an escaping symlink', async () => {
 		await writeFile(join(root, 'u1', 'swap.mp4'), 'checked')
-		const file = storage.open('u1', 'swap.mp4')
+		const file = storage.openNow('u1', 'swap.mp4')
 		await symlink(join(outside, 'secret.mp4'), join(root, 'u1', 'swap.tmp'))
 		await rename(join(root, 'u1', 'swap.tmp'), join(root, 'u1', 'swap.mp4'))
-		expect(readFileSync(file?.reopenPath ?? '', 'utf8')).toBe('checked')
+		expect(await file?.zeroCopy(0, 7)?.text()).toBe('checked')
 		expect(await contentOf(file)).toBe('checked')
 	})
 
@@ -101,29 +106,29 @@ describe('disk storage', () => {
 			},
 		}
 		const raced = createDiskStorage(root, racing)
-		expect(raced.open('u1', 'race.mp4')).toBeNull()
-		expect(await contentOf(raced.open('u1', 'race.mp4'))).toBe('inside')
+		expect(raced.openNow('u1', 'race.mp4')).toBeNull()
+		expect(await contentOf(await raced.open('u1', 'race.mp4'))).toBe('inside')
 	})
 
 	test('size() agrees with open() without opening: plain, symlinked inside, escaping, missing, not a file', async () => {
-		expect(storage.size('u1', 'v.mp4')).toBe(6)
-		expect(storage.size('linked', 'w.mp4')).toBe(10)
+		expect(await storage.size('u1', 'v.mp4')).toBe(6)
+		expect(await storage.size('linked', 'w.mp4')).toBe(10)
 		await symlink(join(outside, 'secret.mp4'), join(root, 'u1', 'escape-size.mp4'))
-		expect(storage.size('u1', 'escape-size.mp4')).toBeNull()
-		expect(storage.size('u1', 'nope.mp4')).toBeNull()
-		expect(storage.size('nobody', 'v.mp4')).toBeNull()
-		expect(storage.size('u1', 'sub')).toBeNull()
-		expect(storage.size('..', 'outside')).toBeNull()
-		expect(storage.size('u1', '../u2/w.mp4')).toBeNull()
+		expect(await storage.size('u1', 'escape-size.mp4')).toBeNull()
+		expect(await storage.size('u1', 'nope.mp4')).toBeNull()
+		expect(await storage.size('nobody', 'v.mp4')).toBeNull()
+		expect(await storage.size('u1', 'sub')).toBeNull()
+		expect(await storage.size('..', 'outside')).toBeNull()
+		expect(await storage.size('u1', '../u2/w.mp4')).toBeNull()
 	})
 
 	test('close is idempotent and nothing of storage stays open', async () => {
 		const before = descriptorsInto(root)
 		for (let i = 0; i < 50; i++) {
-			const file = storage.open('u1', 'v.mp4')
+			const file = storage.openNow('u1', 'v.mp4')
 			file?.close()
 			file?.close()
-			expect(storage.open('u1', 'nope.mp4')).toBeNull()
+			expect(storage.openNow('u1', 'nope.mp4')).toBeNull()
 		}
 		expect(descriptorsInto(root)).toBe(before)
 	})

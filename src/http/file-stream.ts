@@ -1,3 +1,5 @@
+import type { RangeReader } from '../storage/types'
+
 // Bun's HTTP sink keeps several chunks of a stream body per connection, so
 // the chunk size sets the memory of slow clients and the speed of fast ones.
 // It adapts: doubling while the next pull comes quickly (fast reader), halving
@@ -16,36 +18,30 @@ const FAST_PULL_MS = 2
 const SLOW_PULL_MS = 20
 const WARMUP_BYTES = 16 * 1024 * 1024
 
-/** Where a counted stream reads from: an already opened file (storage's handle). */
-export interface ByteSource {
-	/** Reads up to `length` bytes at `position` into `buffer`; resolves with the count (0 at end of file). */
-	read(buffer: Uint8Array, length: number, position: number): Promise<number>
-}
-
 /**
- * Streams bytes `[start, end)` of an opened file, reading one chunk per pull
- * so memory stays constant and the socket's backpressure paces the disk. It
- * never sends more than `end - start` bytes (a file that grew is cut) and ends
- * with an error as soon as the file turns out shorter (one that shrank).
- * `onEnd` runs once with the bytes handed to the HTTP layer and whether all
- * were; the caller closes the file there.
+ * Streams `length` bytes from `reader`, one chunk per pull, so memory stays
+ * constant and the socket's backpressure paces the source. It never sends
+ * more than `length` bytes and ends with an error as soon as the source does
+ * (a file that shrank, a bucket that failed). `onEnd` runs once with the
+ * bytes handed to the HTTP layer and whether all were; `abort` (the client
+ * went away) ends it and cancels the reader.
  */
-export function fileStream(
-	source: ByteSource,
-	start: number,
-	end: number,
+export function countedStream(
+	reader: RangeReader,
+	length: number,
 	onEnd: (written: number, complete: boolean) => void,
 ): { stream: ReadableStream<Uint8Array>; abort: () => void } {
-	let position = start
+	let written = 0
 	let finished = false
-	// Small files go out in one read; long downloads adapt from there.
+	// Small bodies go out in one read; long downloads adapt from there.
 	let chunk = START_CHUNK
 	let lastPull = 0
 
 	const finish = (complete: boolean) => {
 		if (finished) return
 		finished = true
-		onEnd(position - start, complete)
+		if (!complete) reader.cancel()
+		onEnd(written, complete)
 	}
 
 	const stream = new ReadableStream<Uint8Array>(
@@ -58,24 +54,23 @@ export function fileStream(
 						const gap = now - lastPull
 						// Pulls come back to back while the socket buffers fill, whatever the
 						// client's speed, so growth waits until that first stretch is sent.
-						if (gap < FAST_PULL_MS && position - start >= WARMUP_BYTES) chunk = Math.min(MAX_CHUNK, chunk * 2)
+						if (gap < FAST_PULL_MS && written >= WARMUP_BYTES) chunk = Math.min(MAX_CHUNK, chunk * 2)
 						else if (gap > SLOW_PULL_MS) chunk = Math.max(MIN_CHUNK, chunk / 2)
 					}
 					lastPull = now
-					const want = Math.min(chunk, end - position)
-					if (want <= 0) {
+					const want = Math.min(chunk, length - written)
+					const bytes = want > 0 ? await reader.read(want) : null
+					if (finished) return
+					if (bytes === null) {
+						// The source says the range is done: it must be, or the promised length is broken.
+						if (written < length) throw new Error('the source ended before the promised length')
 						controller.close()
 						finish(true)
 						return
 					}
-					const buffer = Buffer.allocUnsafe(want)
-					const bytesRead = await source.read(buffer, want, position)
-					if (finished) return
-					// The file shrank under us: the promised length can no longer be met.
-					if (bytesRead === 0) throw new Error('file ended before the promised length')
-					position += bytesRead
-					controller.enqueue(buffer.subarray(0, bytesRead))
-					if (position >= end) {
+					written += bytes.byteLength
+					controller.enqueue(bytes)
+					if (written >= length) {
 						controller.close()
 						finish(true)
 					}

@@ -13,44 +13,7 @@ import {
 } from 'node:fs'
 
 import { sep } from 'node:path'
-
-/**
- * A regular file inside storage, opened once at the check. Everything sent
- * comes from this handle, never from the path again, so a file swapped or a
- * symlink planted after the check cannot change what is served.
- */
-export interface OpenedFile {
-	/** From `fstat` of the handle. */
-	readonly size: number
-	readonly mtimeMs: number
-	/** Strong validator: changes when size, mtime (ns) or inode change. */
-	readonly etag: string
-	/**
-	 * A path that reopens exactly this file (`/proc/self/fd/N`), for a zero-copy
-	 * `Bun.file` body; null where the platform has none (bodies are then read from the handle).
-	 */
-	readonly reopenPath: string | null
-	/** Reads up to `length` bytes at `position` into `buffer`; resolves with the count (0 at end of file). */
-	read(buffer: Uint8Array, length: number, position: number): Promise<number>
-	/** Closes the handle; safe to call more than once. */
-	close(): void
-	/** Closes the handle once the runtime has opened its own copy of `reopenPath` (after this turn of the event loop). */
-	closeSoon(): void
-}
-
-/** Finds `<root>/<user_id>/<filename>`; callers validate the two names first. */
-export interface Storage {
-	/** The opened file, or null when absent, not a regular file, or resolving outside the root. */
-	open(userId: string, filename: string): OpenedFile | null
-	/**
-	 * The size of the file `open` would find, without opening it (issuing a
-	 * token sends no byte: two lstat calls when nothing on the way is a
-	 * symlink, else the full check). Null when `open` would return null.
-	 */
-	size(userId: string, filename: string): number | null
-	/** Resolves when the root is a readable directory; rejects otherwise. */
-	check(): Promise<void>
-}
+import type { CheckedFile, RangeReader, Storage } from './types'
 
 /** The file-system calls storage makes, injectable so tests can swap files between them. */
 export interface FileSystem {
@@ -111,10 +74,11 @@ function closeLater(handle: Handle): void {
 }
 
 /** An opened file (a class, not a closure per request: the download path allocates as little as it can). */
-class Handle implements OpenedFile {
+class Handle implements CheckedFile {
 	readonly size: number
 	readonly mtimeMs: number
 	readonly etag: string
+	/** A path that reopens exactly this file (`/proc/self/fd/N`), or null where the platform has none. */
 	readonly reopenPath: string | null
 	#readable: number | null = null
 	#closed = false
@@ -132,7 +96,22 @@ class Handle implements OpenedFile {
 		this.reopenPath = reopenable ? `${PROC_FD}/${fd}` : null
 	}
 
-	read(buffer: Uint8Array, length: number, position: number): Promise<number> {
+	zeroCopy(start: number, end: number): Blob | null {
+		// The slice caps the body at the checked size even if the file grows; Bun
+		// opens its own descriptor on the same inode while rendering, then ours goes (closeSoon).
+		return this.reopenPath === null ? null : Bun.file(this.reopenPath).slice(start, end)
+	}
+
+	openRange(start: number, end: number): RangeReader {
+		return new HandleReader(this, start, end)
+	}
+
+	presignedUrl(): null {
+		return null
+	}
+
+	/** Reads up to `length` bytes at `position` into `buffer`; resolves with the count (0 at end of file). */
+	readAt(buffer: Uint8Array, length: number, position: number): Promise<number> {
 		if (this.#closed) return Promise.resolve(0)
 		this.#readable ??= this.fs.openReadable(this.fd)
 		return this.fs.read(this.#readable, buffer, length, position)
@@ -150,6 +129,42 @@ class Handle implements OpenedFile {
 	}
 }
 
+/** Reads one range of a checked file through its descriptor, one pull at a time. */
+class HandleReader implements RangeReader {
+	#position: number
+	#done = false
+
+	constructor(
+		private readonly file: Handle,
+		start: number,
+		private readonly end: number,
+	) {
+		this.#position = start
+	}
+
+	async read(max: number): Promise<Uint8Array | null> {
+		const want = Math.min(max, this.end - this.#position)
+		if (this.#done || want <= 0) {
+			this.#done = true
+			return null
+		}
+		const buffer = Buffer.allocUnsafe(want)
+		const n = await this.file.readAt(buffer, want, this.#position)
+		if (this.#done) return null
+		if (n === 0) {
+			// The file shrank under us: the promised length can no longer be met.
+			this.#done = true
+			throw new Error('file ended before the promised length')
+		}
+		this.#position += n
+		return buffer.subarray(0, n)
+	}
+
+	cancel(): void {
+		this.#done = true
+	}
+}
+
 /**
  * Disk storage rooted at `rootDir`. A lookup opens the path once (following
  * symlinks, as the kernel resolves them at that instant), then checks the
@@ -157,7 +172,12 @@ class Handle implements OpenedFile {
  * Synchronous on purpose: on a local disk these calls take microseconds,
  * while the async versions hop through a thread pool and halved throughput.
  */
-export function createDiskStorage(rootDir: string, fs: FileSystem = nodeFileSystem()): Storage {
+export function createDiskStorage(
+	rootDir: string,
+	fs: FileSystem = nodeFileSystem(),
+): Storage & {
+	readonly openNow: (userId: string, filename: string) => CheckedFile | null
+} {
 	let rootReal: string | null = null
 	const root = () => {
 		rootReal ??= realpathSync.native(rootDir)
@@ -173,57 +193,62 @@ export function createDiskStorage(rootDir: string, fs: FileSystem = nodeFileSyst
 		return again.ino === st.ino && again.dev === st.dev
 	}
 
-	return {
-		open(userId, filename) {
-			const base = root()
-			// Callers validate names; anything that is not two plain segments below the root is refused here too.
-			if (!plainSegment(userId) || !plainSegment(filename)) return null
-			const path = `${base}${sep}${userId}${sep}${filename}`
-			let fd: number
-			try {
-				fd = fs.openPath(path)
-			} catch (err) {
-				if (isNotFound(err)) return null
-				throw err
-			}
-			try {
-				const st = fs.fstat(fd)
-				const real = st.isFile() ? fs.pathOf(fd) : null
-				const inside = st.isFile() && (real === null ? confinedElsewhere(path, st, base) : real.startsWith(base + sep))
-				if (inside) return new Handle(fs, fd, st, real !== null)
-			} catch (err) {
-				fs.close(fd)
-				if (isNotFound(err)) return null
-				throw err
-			}
+	function openNow(userId: string, filename: string): CheckedFile | null {
+		const base = root()
+		// Callers validate names; anything that is not two plain segments below the root is refused here too.
+		if (!plainSegment(userId) || !plainSegment(filename)) return null
+		const path = `${base}${sep}${userId}${sep}${filename}`
+		let fd: number
+		try {
+			fd = fs.openPath(path)
+		} catch (err) {
+			if (isNotFound(err)) return null
+			throw err
+		}
+		try {
+			const st = fs.fstat(fd)
+			const real = st.isFile() ? fs.pathOf(fd) : null
+			const inside = st.isFile() && (real === null ? confinedElsewhere(path, st, base) : real.startsWith(base + sep))
+			if (inside) return new Handle(fs, fd, st, real !== null)
+		} catch (err) {
 			fs.close(fd)
-			return null
-		},
+			if (isNotFound(err)) return null
+			throw err
+		}
+		fs.close(fd)
+		return null
+	}
 
-		size(userId, filename) {
-			const base = root()
-			if (!plainSegment(userId) || !plainSegment(filename)) return null
-			try {
-				const dir = fs.lstat(`${base}${sep}${userId}`)
-				if (dir?.isDirectory()) {
-					const file = fs.lstat(`${base}${sep}${userId}${sep}${filename}`)
-					if (file === null) return null
-					if (file.isFile()) return file.size
-					if (!file.isSymbolicLink()) return null
-				} else if (dir === null || !dir.isSymbolicLink()) return null
-			} catch (err) {
-				if (isNotFound(err)) return null
-				throw err
-			}
-			// A symlink on the way: the same check as a download.
-			const opened = this.open(userId, filename)
-			opened?.close()
-			return opened?.size ?? null
-		},
+	function size(userId: string, filename: string): number | null {
+		const base = root()
+		if (!plainSegment(userId) || !plainSegment(filename)) return null
+		try {
+			const dir = fs.lstat(`${base}${sep}${userId}`)
+			if (dir?.isDirectory()) {
+				const file = fs.lstat(`${base}${sep}${userId}${sep}${filename}`)
+				if (file === null) return null
+				if (file.isFile()) return file.size
+				if (!file.isSymbolicLink()) return null
+			} else if (dir === null || !dir.isSymbolicLink()) return null
+		} catch (err) {
+			if (isNotFound(err)) return null
+			throw err
+		}
+		// A symlink on the way: the same check as a download.
+		const opened = openNow(userId, filename)
+		opened?.close()
+		return opened?.size ?? null
+	}
 
+	return {
+		kind: 'disk',
+		openNow,
+		open: async (userId, filename) => openNow(userId, filename),
+		size: async (userId, filename) => size(userId, filename),
 		async check() {
 			const st = statSync(root())
 			if (!st.isDirectory()) throw new Error(`${rootDir} is not a directory`)
 		},
+		async close() {},
 	}
 }

@@ -1,28 +1,25 @@
 import { BoundedCache, stringBytes } from '../../bounded-cache'
-import { FileNotFoundError, ForbiddenError, StoreUnavailableError, TokenError } from '../../errors'
+import {
+	FileNotFoundError,
+	ForbiddenError,
+	StorageUnavailableError,
+	StoreUnavailableError,
+	TokenError,
+} from '../../errors'
 import { type ConditionalRequest, type Selection, selectRepresentation } from '../../http/conditional'
+import { contentDisposition } from '../../http/content-disposition'
+import { SINGLE_READ_BYTES } from '../../http/file-stream'
+import { contentTypeFor } from '../../http/mime'
 import type { Logger } from '../../log'
 import { errorFields } from '../../log'
-import type { OpenedFile, Storage } from '../../storage/disk'
 import { assertValidNames } from '../../storage/names'
+import { type CheckedFile, ObjectChangedError, type Storage } from '../../storage/types'
 import type { CancellationQueue } from '../../store/cancellations'
 import type { TakeResult, TokenStore } from '../../store/types'
 import type { DownloadClaims, DownloadTokenCodec } from '../tokens/download-token'
+import { bodyLength, type DownloadPlan, type PlannedBody, rangeOf } from './plan'
 
-/**
- * What the download route is about to send, all checks passed. It owns the
- * opened file: whoever sends the plan closes `file` (see `downloadResponse`).
- */
-export interface DownloadPlan {
-	readonly claims: DownloadClaims
-	readonly file: OpenedFile
-	readonly selection: Selection
-	/** True when the body was paid for from a `max_uses` budget. */
-	readonly budgeted: boolean
-	/** The reservation's id in the store, when bytes were reserved. */
-	readonly reservation: string | null
-	readonly requestId: string | undefined
-}
+export type { DownloadPlan } from './plan'
 
 export interface DownloadRequest {
 	readonly token: string | null
@@ -35,17 +32,20 @@ export interface DownloadRequest {
 
 export interface DownloadService {
 	/**
-	 * Runs the checks of docs/contract.md §3.2 in order, opens the file once and reserves
-	 * the body's bytes for a budgeted token. Throws `InvalidRequestError`,
-	 * `TokenError`, `ForbiddenError`, `FileNotFoundError`,
-	 * `StoreUnavailableError`; the file is closed on every refusal.
+	 * Runs the checks of docs/contract.md §3.2 in order, pins the file's
+	 * version once, reserves the body's bytes for a budgeted token and starts
+	 * its body (from a bucket: the answer already confirmed to be the checked
+	 * version; a version replaced in between is checked once more). Throws
+	 * `InvalidRequestError`, `TokenError`, `ForbiddenError`,
+	 * `FileNotFoundError`, `StoreUnavailableError`, `StorageUnavailableError`;
+	 * the file is closed and any reservation given back on every refusal.
 	 */
 	prepare(request: DownloadRequest): Promise<DownloadPlan>
 	/**
 	 * The same checks answered from what this process already knows and may
-	 * trust right now (the token's verdict, an unlimited token's live record),
-	 * without waiting on anything: the plan, or null to ask with `prepare`.
-	 * Throws the refusals it can decide on its own, as `prepare` would.
+	 * trust right now (the token's verdict, an unlimited token's live record, a
+	 * file on a local disk), without waiting on anything: the plan, or null to
+	 * ask with `prepare`. Throws the refusals it can decide on its own, as `prepare` would.
 	 */
 	prepareKnown(request: DownloadRequest): DownloadPlan | null
 	/**
@@ -61,15 +61,10 @@ export interface DownloadServiceDeps {
 	readonly storage: Storage
 	readonly cancellations: CancellationQueue
 	readonly log: Logger
+	/** `S3_REDIRECT=unlimited`: unlimited tokens' GETs go to a presigned URL valid this long (seconds); null = proxy. */
+	readonly redirectTtlS?: number | null
 	/** Bytes of revoked jtis remembered per process (default 1 MiB); 0 asks the store every time. */
 	readonly revokedCacheBytes?: number
-}
-
-function bodyLength(selection: Selection, size: number, method: 'GET' | 'HEAD'): number {
-	if (method === 'HEAD') return 0
-	if (selection.kind === 'full') return size
-	if (selection.kind === 'partial') return selection.end - selection.start + 1
-	return 0
 }
 
 // Unique per process and per request: a retried delivery of one take carries the same id.
@@ -79,10 +74,13 @@ const newReservation = () => `${processTag}${(reservationCounter++).toString(36)
 
 const revoked = () => new TokenError('token_revoked', 'This download token has been revoked or is no longer valid.')
 const boundElsewhere = () => new TokenError('invalid_token', "This token's record names another file.")
+const changedTwice = (cause: unknown) =>
+	new StorageUnavailableError(cause, 'The file changed twice while it was being sent; try again.')
 
 /** Builds the download service; it never sees an HTTP request. */
 export function createDownloadService(deps: DownloadServiceDeps): DownloadService {
 	const { codec, store, storage, log, cancellations } = deps
+	const redirectTtlS = deps.redirectTtlS ?? null
 
 	// Revocation is final until the token expires (and expiry is checked before
 	// this), so a jti the store once reported revoked is refused here without
@@ -135,60 +133,115 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		return claims
 	}
 
+	/**
+	 * How the body goes out. Zero-copy where the storage has it and nothing
+	 * needs to count the bytes: a budgeted body larger than one write is
+	 * counted, so a broken connection can give back what was never written. A
+	 * deliberate 200 to a Range request (If-Range failed, an unparsable range)
+	 * is streamed, since Bun answers a Range request itself for a whole-file body.
+	 */
+	function bodyFor(
+		file: CheckedFile,
+		filename: string,
+		selection: Selection,
+		method: 'GET' | 'HEAD',
+		budgeted: boolean,
+	): PlannedBody | Promise<PlannedBody> {
+		if (method === 'HEAD' || selection.kind === 'not-modified' || selection.kind === 'unsatisfiable')
+			return { kind: 'none' }
+		const { start, end } = rangeOf(selection, file.size)
+		// Budgeted bytes must be counted here, so only unlimited tokens may leave for a presigned URL.
+		if (!budgeted && redirectTtlS !== null) {
+			const url = file.presignedUrl(redirectTtlS, contentDisposition(filename), contentTypeFor(filename))
+			if (url !== null) return { kind: 'redirect', url }
+		}
+		const counted = budgeted && end - start > SINGLE_READ_BYTES
+		const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
+		if (!counted && !ignoredRange) {
+			const blob = file.zeroCopy(start, end)
+			if (blob !== null) return { kind: 'zero-copy', blob }
+		}
+		const reader = file.openRange(start, end)
+		return reader instanceof Promise
+			? reader.then((r): PlannedBody => ({ kind: 'stream', reader: r }))
+			: { kind: 'stream', reader }
+	}
+
+	/** One attempt of the checks from the file onwards (6, 7) and the body's start. */
+	async function attempt(claims: DownloadClaims, request: DownloadRequest): Promise<DownloadPlan> {
+		const file = await storage.open(request.userId, request.filename)
+		if (!file) {
+			// The record check (5) comes before the file check (6), even with nothing to send.
+			const refusal = recordRefusal(claims, await take(claims, 0, null))
+			throw refusal ?? new FileNotFoundError()
+		}
+		let reservation: string | null = null
+		try {
+			const selection = selectRepresentation(request.conditional, file)
+			const length = bodyLength(selection, file.size, request.conditional.method)
+			const asked = length > 0 ? newReservation() : null
+			const taken = await take(claims, length, asked)
+			const refusal = recordRefusal(claims, taken)
+			if (refusal) throw refusal
+			if (taken.status === 'used_up')
+				throw new TokenError(
+					'token_used_up',
+					`This token's downloads are used up (${taken.bytesLeft} of the ${length} bytes asked for remain).`,
+				)
+			// Only a request that already failed has its reservation cancelled; this one has not.
+			if (taken.status === 'cancelled') throw new StoreUnavailableError()
+			const budgeted = taken.status === 'ok' && taken.budgeted
+			reservation = budgeted ? asked : null
+			const body = await bodyFor(file, claims.filename, selection, request.conditional.method, budgeted)
+			return { claims, file, selection, body, budgeted, reservation, requestId: request.requestId }
+		} catch (err) {
+			file.close()
+			// The body could not start: what was reserved for it comes back whole.
+			if (reservation !== null) cancellations.cancel(claims.user_id, claims.jti, reservation)
+			throw err
+		}
+	}
+
 	return {
 		prepareKnown(request) {
+			const openNow = storage.openNow
+			if (openNow === undefined) return null
 			const claims = codec.verifiedSync(presented(request))
 			if (claims === null) return null
 			bound(claims, request)
 			if (!store.peek(claims.user_id, claims.jti, claims.filename)) return null
-			const file = storage.open(request.userId, request.filename)
+			const file = openNow(request.userId, request.filename)
 			// A missing file is answered by the full path, which asks the store first (docs/contract.md §3.2 order).
 			if (!file) return null
-			return {
-				claims,
-				file,
-				selection: selectRepresentation(request.conditional, file),
-				budgeted: false,
-				reservation: null,
-				requestId: request.requestId,
+			const selection = selectRepresentation(request.conditional, file)
+			const body = bodyFor(file, claims.filename, selection, request.conditional.method, false)
+			if (body instanceof Promise) {
+				// Only a storage that answers at once gets here; anything that waits goes through prepare.
+				file.close()
+				body.then(
+					(b) => b.kind === 'stream' && b.reader.cancel(),
+					() => {},
+				)
+				return null
 			}
+			return { claims, file, selection, body, budgeted: false, reservation: null, requestId: request.requestId }
 		},
 
 		async prepare(request) {
 			const claims = bound(await codec.verify(presented(request)), request)
-
-			const file = storage.open(request.userId, request.filename)
-			if (!file) {
-				// The record check (5) comes before the file check (6), even with nothing to send.
-				const refusal = recordRefusal(claims, await take(claims, 0, null))
-				throw refusal ?? new FileNotFoundError()
+			try {
+				return await attempt(claims, request)
+			} catch (err) {
+				if (!(err instanceof ObjectChangedError)) throw err
+				log.info('the file changed between its check and its read; checking again', {
+					request_id: request.requestId,
+					jti: claims.jti,
+				})
 			}
 			try {
-				const selection = selectRepresentation(request.conditional, file)
-				const length = bodyLength(selection, file.size, request.conditional.method)
-				const reservation = length > 0 ? newReservation() : null
-				const taken = await take(claims, length, reservation)
-				const refusal = recordRefusal(claims, taken)
-				if (refusal) throw refusal
-				if (taken.status === 'used_up')
-					throw new TokenError(
-						'token_used_up',
-						`This token's downloads are used up (${taken.bytesLeft} of the ${length} bytes asked for remain).`,
-					)
-				// Only a request that already failed has its reservation cancelled; this one has not.
-				if (taken.status === 'cancelled') throw new StoreUnavailableError()
-				const budgeted = taken.status === 'ok' && taken.budgeted
-				return {
-					claims,
-					file,
-					selection,
-					budgeted,
-					reservation: budgeted ? reservation : null,
-					requestId: request.requestId,
-				}
+				return await attempt(claims, request)
 			} catch (err) {
-				file.close()
-				throw err
+				throw err instanceof ObjectChangedError ? changedTwice(err) : err
 			}
 		},
 

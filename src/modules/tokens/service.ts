@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { type Clock, isoSeconds } from '../../clock'
 import type { RateLimit } from '../../config'
 import { FileNotFoundError, InvalidRequestError, RateLimitedError } from '../../errors'
-import type { Storage } from '../../storage/disk'
 import { assertValidNames } from '../../storage/names'
+import type { Storage } from '../../storage/types'
 import type { TokenStore } from '../../store/types'
 import { downloadPathOf } from '../downloads/endpoint'
 import type { DownloadTokenCodec } from './download-token'
@@ -50,7 +50,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 			const ttl = request.ttl ?? deps.defaultTtlS
 			const maxUses = request.maxUses ?? null
 
-			const size = deps.storage.size(userId, filename)
+			const size = await deps.storage.size(userId, filename)
 			if (size === null) throw new FileNotFoundError()
 			const budgetBytes = maxUses === null ? null : maxUses * size
 			if (budgetBytes !== null && !Number.isSafeInteger(budgetBytes))
