@@ -1,19 +1,12 @@
 import { describe, expect, test } from 'bun:test'
-import {
-	CONFIG_DESCRIPTIONS,
-	type Env,
-	type EnvVar,
-	KNOWN_ENV_VARS,
-	loadConfig,
-	redactedConfig,
-} from '../../src/config'
+import { CONFIG_DESCRIPTIONS, type EnvVar, KNOWN_ENV_VARS, loadConfig } from '../../src/config'
 import { expectRefused } from './refused'
 
 // Proves the configuration is one schema: the list of variables and their
-// descriptions come from it, every variable goes through the same reading
-// rules, and what is logged of it never holds a secret.
+// descriptions come from it, and every variable goes through the same reading
+// rules: integers, booleans, choices and patterns are checked by their kind.
 
-/** The variables of SPEC §2, in README order. */
+/** The variables of docs/contract.md §2, in README order. */
 const EXPECTED: EnvVar[] = [
 	'PORT',
 	'HOST',
@@ -57,7 +50,7 @@ const EXPECTED: EnvVar[] = [
 ]
 
 describe('KNOWN_ENV_VARS and CONFIG_DESCRIPTIONS', () => {
-	test('list every variable of SPEC §2 once, in README order', () => {
+	test('list every variable of docs/contract.md §2 once, in README order', () => {
 		expect(KNOWN_ENV_VARS).toEqual(EXPECTED)
 	})
 
@@ -90,18 +83,6 @@ describe('every variable is read the same way', () => {
 	})
 })
 
-describe('METRICS_TOKEN', () => {
-	test('is null when unset and kept when at least 16 bytes', () => {
-		expect(loadConfig({}).metricsToken).toBeNull()
-		expect(loadConfig({ METRICS_TOKEN: 'm'.repeat(16) }).metricsToken).toBe('m'.repeat(16))
-	})
-
-	test('a shorter token is refused without printing it', () => {
-		const err = expectRefused({ METRICS_TOKEN: 'short-token-15b' }, 'METRICS_TOKEN')
-		expect(err.message).not.toContain('short-token-15b')
-	})
-})
-
 describe('numbers are strict', () => {
 	test.each([
 		['SHUTDOWN_GRACE_S', '1e1'],
@@ -116,84 +97,51 @@ describe('numbers are strict', () => {
 	})
 })
 
-describe('redactedConfig', () => {
-	const secrets = {
-		JWT_SECRET: 'SECRET-jwt-current-0123456789abcdefghij',
-		JWT_PREVIOUS_SECRETS: 'SECRET-jwt-older-one-0123456789abcdefghij,SECRET-jwt-older-two-0123456789abcdefghij',
-		API_KEYS: 'SECRET-api-key-one-0123,SECRET-api-key-two-4567',
-		AUTH_JWT_SECRET: 'SECRET-auth-jwt-0123456789abcdefghijklmn',
-		METRICS_TOKEN: 'SECRET-metrics-token-0123',
-		REDIS_PASSWORD: 'SECRET-redis-password',
-		REDIS_SENTINEL_PASSWORD: 'SECRET-sentinel-password',
-	} satisfies Env
-	const leaks = (logged: unknown) => JSON.stringify(logged).match(/SECRET-[a-z-]*/g) ?? []
-
-	test('no secret of a sentinel deployment appears, and the rest of the configuration does', () => {
-		const config = loadConfig({
-			...secrets,
-			NODE_ENV: 'production',
-			REDIS_SENTINELS: 's1:26379',
-			REDIS_SENTINEL_NAME: 'mymaster',
-			REDIS_USERNAME: 'app',
-		})
-		const logged = redactedConfig(config)
-		expect(leaks(logged)).toEqual([])
-		expect(logged).toMatchObject({
-			production: true,
-			port: 3000,
-			jwtSecret: '***',
-			jwtPreviousSecrets: 2,
-			apiKeys: 2,
-			authJwtSecret: '***',
-			metricsToken: '***',
-			issueAuth: 'any',
-			store: {
-				kind: 'sentinel',
-				sentinels: [{ host: 's1', port: 26379 }],
-				name: 'mymaster',
-				username: 'app',
-				password: '***',
-				sentinelPassword: '***',
-			},
-		})
+describe('PORT', () => {
+	test.each(['abc', '70000', '65536', '-1', '3000.5', '1e3', '0x50', '+80', '80 80'])('PORT %p is refused', (port) => {
+		expectRefused({ PORT: port }, 'PORT')
 	})
 
-	test('a password inside REDIS_URL is masked, the rest of the URL kept', () => {
-		const config = loadConfig({
-			...secrets,
-			REDIS_PASSWORD: undefined,
-			REDIS_SENTINEL_PASSWORD: undefined,
-			REDIS_URL: 'rediss://app:SECRET-url-password@redis.example.com:6380/2',
-		})
-		const logged = redactedConfig(config)
-		expect(leaks(logged)).toEqual([])
-		expect(logged.store).toEqual({ kind: 'redis', url: 'rediss://app:***@redis.example.com:6380/2' })
+	test('PORT 65535 and a padded value load', () => {
+		expect(loadConfig({ PORT: '65535' }).port).toBe(65_535)
+		expect(loadConfig({ PORT: ' 8080 ' }).port).toBe(8080)
+	})
+})
+
+describe('booleans, choices and patterns', () => {
+	test('LOG_LEVEL "loud" is refused; levels are case-insensitive', () => {
+		expectRefused({ LOG_LEVEL: 'loud' }, 'LOG_LEVEL')
+		expect(loadConfig({ LOG_LEVEL: 'DEBUG' }).logLevel).toBe('debug')
+		expect(loadConfig({ LOG_LEVEL: 'silent' }).logLevel).toBe('silent')
 	})
 
-	test('REDIS_PASSWORD of a cluster is masked', () => {
-		const logged = redactedConfig(loadConfig({ REDIS_CLUSTER_NODES: 'n1:7000', REDIS_PASSWORD: 'SECRET-cluster-pw' }))
-		expect(leaks(logged)).toEqual([])
-		expect(logged.store).toEqual({ kind: 'cluster', nodes: [{ host: 'n1', port: 7000 }], password: '***' })
+	test('TRUST_PROXY "maybe" is refused', () => {
+		expectRefused({ TRUST_PROXY: 'maybe' }, 'TRUST_PROXY')
 	})
 
-	test('a generated development secret is masked too, and unset secrets stay null', () => {
-		const config = loadConfig({})
-		const logged = redactedConfig(config)
-		expect(JSON.stringify(logged)).not.toContain(config.jwtSecret)
-		expect(logged).toMatchObject({
-			jwtSecret: '***',
-			jwtSecretGenerated: true,
-			jwtPreviousSecrets: 0,
-			apiKeys: 0,
-			authJwtSecret: null,
-			metricsToken: null,
-			store: { kind: 'memory' },
-		})
+	test.each([
+		['true', true],
+		['TRUE', true],
+		['1', true],
+		['yes', true],
+		['on', true],
+		['false', false],
+		['0', false],
+		['no', false],
+		['off', false],
+	] as const)('TRUST_PROXY %p is %p', (raw, expected) => {
+		expect(loadConfig({ TRUST_PROXY: raw }).trustProxy).toBe(expected)
 	})
 
-	test('leaves the configuration itself untouched', () => {
-		const config = loadConfig({ API_KEYS: 'SECRET-api-key-one-0123' })
-		redactedConfig(config)
-		expect(config.apiKeys).toEqual(['SECRET-api-key-one-0123'])
+	test('ALLOW_QUERY_TOKEN "sometimes" is refused', () => {
+		expectRefused({ ALLOW_QUERY_TOKEN: 'sometimes' }, 'ALLOW_QUERY_TOKEN')
+	})
+
+	test.each(['{dlg}:', 'dlg{', 'dlg}', 'my app:'])('REDIS_KEY_PREFIX %p is refused', (prefix) => {
+		expectRefused({ REDIS_KEY_PREFIX: prefix }, 'REDIS_KEY_PREFIX')
+	})
+
+	test('a plain REDIS_KEY_PREFIX is used', () => {
+		expect(loadConfig({ REDIS_KEY_PREFIX: 'myapp:dl:' }).redisKeyPrefix).toBe('myapp:dl:')
 	})
 })

@@ -6,7 +6,7 @@ import fc from 'fast-check'
 import { type Env, loadConfig } from '../../src/config'
 import { expectRefused } from './refused'
 
-// Proves SPEC §2 (issue "Redis HA"): one Redis topology at a time, credentials,
+// Proves docs/contract.md §2 (issue "Redis HA"): one Redis topology at a time, credentials,
 // TLS, CA bundle, sentinel password, NAT map and replica acknowledgements, each
 // refused with the variable to fix when it cannot take effect.
 
@@ -21,7 +21,8 @@ const SENTINEL_NODES = [
 	{ host: 's1', port: 26379 },
 	{ host: 's2', port: 26380 },
 ]
-const PRODUCTION: Env = { NODE_ENV: 'production', JWT_SECRET: 's'.repeat(32), API_KEYS: 'k'.repeat(16) }
+const SECRET = 's'.repeat(32)
+const PRODUCTION: Env = { NODE_ENV: 'production', JWT_SECRET: SECRET, API_KEYS: 'k'.repeat(16) }
 
 let dir = ''
 let caFile = ''
@@ -375,5 +376,86 @@ describe('REDIS_MIN_REPLICAS_ACK', () => {
 
 	test('more than 0 with the in-memory store is refused: there are no replicas to wait for', () => {
 		expectRefused({ REDIS_MIN_REPLICAS_ACK: '1' }, 'REDIS_MIN_REPLICAS_ACK', 'REDIS_URL')
+	})
+})
+
+describe('loadConfig in production: Redis', () => {
+	test('without REDIS_URL it refuses to start', () => {
+		expectRefused({ ...PRODUCTION, REDIS_URL: undefined }, 'REDIS_URL')
+		expectRefused({ NODE_ENV: 'production', JWT_SECRET: SECRET, ISSUE_AUTH: 'none' }, 'REDIS_URL')
+	})
+
+	test('Redis Cluster seeds stand in for REDIS_URL', () => {
+		const config = loadConfig({ ...PRODUCTION, REDIS_URL: undefined, REDIS_CLUSTER_NODES: 'n1:7000, n2:7001' })
+		expect(config.store).toEqual({
+			kind: 'cluster',
+			nodes: [
+				{ host: 'n1', port: 7000 },
+				{ host: 'n2', port: 7001 },
+			],
+		})
+	})
+
+	test('Redis Sentinel stands in for REDIS_URL', () => {
+		const config = loadConfig({
+			...PRODUCTION,
+			REDIS_URL: undefined,
+			REDIS_SENTINELS: 's1:26379,s2:26380',
+			REDIS_SENTINEL_NAME: 'mymaster',
+		})
+		expect(config.store).toEqual({
+			kind: 'sentinel',
+			sentinels: [
+				{ host: 's1', port: 26379 },
+				{ host: 's2', port: 26380 },
+			],
+			name: 'mymaster',
+		})
+	})
+})
+
+describe('loadConfig: Redis', () => {
+	test.each(['http://x', 'https://redis.example.com', 'not a url', 'localhost:6379'])(
+		'REDIS_URL %p is refused',
+		(redisUrl) => {
+			expectRefused({ REDIS_URL: redisUrl }, 'REDIS_URL')
+		},
+	)
+
+	test('rediss:// is accepted', () => {
+		expect(loadConfig({ REDIS_URL: 'rediss://user:pw@redis.example.com:6380/2' }).store).toEqual({
+			kind: 'redis',
+			url: 'rediss://user:pw@redis.example.com:6380/2',
+		})
+	})
+
+	test('REDIS_SENTINELS without REDIS_SENTINEL_NAME is refused', () => {
+		expectRefused({ REDIS_SENTINELS: 's1:26379' }, 'REDIS_SENTINEL_NAME')
+	})
+
+	test.each(['a:b', 'a', ':6379', 'a:0', 'a:65536', 'a:123456', 'n1:7000,bad'])(
+		'REDIS_CLUSTER_NODES %p is refused',
+		(nodes) => {
+			expectRefused({ REDIS_CLUSTER_NODES: nodes }, 'REDIS_CLUSTER_NODES')
+		},
+	)
+
+	test('a bad sentinel address is refused', () => {
+		expectRefused({ REDIS_SENTINELS: 's1:x', REDIS_SENTINEL_NAME: 'mymaster' }, 'REDIS_SENTINELS')
+	})
+
+	test('an IPv6 cluster seed in brackets is unwrapped', () => {
+		expect(loadConfig({ REDIS_CLUSTER_NODES: '[::1]:7000' }).store).toEqual({
+			kind: 'cluster',
+			nodes: [{ host: '::1', port: 7000 }],
+		})
+	})
+
+	test('REDIS_PASSWORD goes with a cluster', () => {
+		expect(loadConfig({ REDIS_CLUSTER_NODES: 'n1:7000', REDIS_PASSWORD: 'pw' }).store).toEqual({
+			kind: 'cluster',
+			nodes: [{ host: 'n1', port: 7000 }],
+			password: 'pw',
+		})
 	})
 })
