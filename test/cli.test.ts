@@ -1,9 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { exitCodeFor, formatSize, formatTokens, parseCommandLine, requestFor, shellQuote, UsageError } from '../src/cli'
+import { parseCommandLine, USAGE, UsageError } from '../src/cli/args'
 import { API_KEY, bearer, downloadPath, makeTestApp, type TestApp } from './helpers'
 
+// The CLI is tested as a user runs it: its package.json entry as a child process, against a real
+// service (or, to see the exact bytes it sends and how it reads answers, a stand-in on a real port).
+
 const ROOT = new URL('..', import.meta.url).pathname
+const packageJson = (await Bun.file(new URL('../package.json', import.meta.url)).json()) as {
+	bin: Record<string, string>
+	scripts: Record<string, string>
+}
+const ENTRY = packageJson.bin['download-gate'] ?? ''
 const NON_ASCII = 'vidéo d’été 🎬.mp4'
+const SHELL_HOSTILE = "it's!.mp4"
 
 interface Outcome {
 	code: number
@@ -11,9 +20,9 @@ interface Outcome {
 	stderr: string
 }
 
-/** Runs the CLI as a subprocess with only the environment given (no inherited DOWNLOAD_GATE_*). */
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
-	const proc = Bun.spawn([process.execPath, 'src/cli.ts', ...args], {
+/** Runs `command` in the repository with only the environment given (no inherited DOWNLOAD_GATE_*). */
+async function spawn(command: string[], env: Record<string, string> = {}): Promise<Outcome> {
+	const proc = Bun.spawn(command, {
 		cwd: ROOT,
 		env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
 		stdout: 'pipe',
@@ -27,6 +36,9 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<Ou
 	return { code, stdout, stderr }
 }
 
+/** Runs the CLI's entry (the `download-gate` bin) with `args`. */
+const cli = (args: string[], env: Record<string, string> = {}) => spawn([process.execPath, ENTRY, ...args], env)
+
 /** A port nothing listens on: bound by us, then released. */
 function closedPort(): number {
 	const server = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
@@ -34,6 +46,64 @@ function closedPort(): number {
 	server.stop(true)
 	return port
 }
+
+/** One request as the stand-in received it: method, path and query exactly as sent, and the API key header. */
+interface Seen {
+	readonly method: string
+	readonly target: string
+	readonly apiKey: string | null
+}
+
+/** A stand-in for the service on a real port: answers with `reply` (set by each test) and records what it was sent. */
+interface StandIn {
+	readonly url: string
+	readonly seen: Seen[]
+	reply: (req: Request) => Response
+	stop(): void
+}
+
+function startStandIn(): StandIn {
+	const seen: Seen[] = []
+	const standIn: StandIn = {
+		url: '',
+		seen,
+		reply: () => new Response('no reply scripted', { status: 500 }),
+		stop: () => server.stop(true),
+	}
+	const server = Bun.serve({
+		hostname: '127.0.0.1',
+		port: 0,
+		fetch(req) {
+			const target = req.url.slice(new URL(req.url).origin.length)
+			seen.push({ method: req.method, target, apiKey: req.headers.get('x-api-key') })
+			return standIn.reply(req)
+		},
+	})
+	return Object.assign(standIn, { url: `http://127.0.0.1:${server.port}` })
+}
+
+/** A token answer as the service sends it (docs/contract.md §3.1), with `fields` replacing or removing its own. */
+function issuedBody(fields: Record<string, unknown> = {}): Record<string, unknown> {
+	return {
+		token: 'aaa.bbb.ccc',
+		expires_in: 900,
+		download_url: 'http://h/api/download/1/a%20b.mp4',
+		jti: 'j1',
+		expires_at: '2030-01-01T00:00:00Z',
+		max_uses: null,
+		size: 8,
+		...fields,
+	}
+}
+
+/** The words a POSIX shell passes to `curl` when `line` is pasted into it. */
+async function curlWords(line: string): Promise<string[]> {
+	const r = await spawn(['sh', '-c', `curl() { printf '%s\\n' "$@"; }\n${line}`])
+	expect(r).toMatchObject({ code: 0, stderr: '' })
+	return r.stdout.trimEnd().split('\n')
+}
+
+const curlLineOf = (stdout: string) => stdout.trimEnd().split('\n').at(-1) ?? ''
 
 describe('download-gate CLI', () => {
 	let t: TestApp
@@ -53,6 +123,8 @@ describe('download-gate CLI', () => {
 			await t.putFile(user, 'b.mp4', 'bbbbbbbb')
 		}
 		await t.putFile('alice', NON_ASCII, 'été')
+		await t.putFile('alice', '-dash.mp4', 'dash')
+		await t.putFile('alice', SHELL_HOSTILE, 'quoted')
 	})
 	afterAll(() => t.close())
 
@@ -60,35 +132,51 @@ describe('download-gate CLI', () => {
 		test('--help and help print the usage with the exit codes on stdout, exit 0', async () => {
 			for (const args of [['--help'], ['help'], ['list', 'alice', '-h']]) {
 				const r = await cli(args)
-				expect(r.code).toBe(0)
+				expect(r).toEqual({ code: 0, stdout: USAGE, stderr: '' })
 				expect(r.stdout).toStartWith('Usage: download-gate <command>')
 				expect(r.stdout).toContain('Exit codes:')
 				expect(r.stdout).toContain('5  unavailable or rate limited')
-				expect(r.stderr).toBe('')
 			}
 		})
 
+		test('the bin is src/cli/index.ts, and `bun run cli` runs it', async () => {
+			expect(ENTRY).toBe('src/cli/index.ts')
+			expect(packageJson.scripts.cli).toBe(`bun ${ENTRY}`)
+			const r = await spawn([process.execPath, 'run', 'cli', 'help'])
+			expect(r.code).toBe(0)
+			expect(r.stdout).toBe(USAGE)
+		})
+
 		test('no arguments: the usage on stdout, exit 2', async () => {
-			const r = await cli([])
-			expect(r.code).toBe(2)
-			expect(r.stdout).toStartWith('Usage: download-gate')
+			expect(await cli([])).toEqual({ code: 2, stdout: USAGE, stderr: '' })
 		})
 
 		test.each([
 			[['frobnicate', 'alice'], 'unknown command "frobnicate"'],
 			[['list', 'alice', '--verbose'], "Unknown option '--verbose'"],
+			[
+				['revoke', 'alice', '-j1'],
+				"Unknown option 'j'. To specify a positional argument starting with a '-', place it at the end of the command after '--'",
+			],
 			[['issue', 'alice'], 'issue takes <user_id> <filename>'],
 			[['revoke', 'alice', 'x', 'y'], 'revoke takes <user_id> <jti>'],
+			[['list', ''], 'list takes <user_id>'],
 			[['issue', 'alice', '..'], 'an argument must not be . or ..'],
+			[['issue', 'alice', '.'], 'an argument must not be . or ..'],
+			[['list', '..'], 'an argument must not be . or ..'],
+			[['revoke', '.', 'j1'], 'an argument must not be . or ..'],
+			[['revoke-file', 'alice', '--', '..'], 'an argument must not be . or ..'],
 			[['list', 'alice', '--ttl', '60'], '--ttl and --max-uses only apply to issue'],
+			[['revoke-all', 'alice', '--max-uses', '2'], '--ttl and --max-uses only apply to issue'],
 			[['list', 'alice', '--url', 'ftp://example.com'], '--url must be an http(s) URL'],
 			[['list', 'alice', '--timeout', 'soon'], '--timeout must be a number of seconds > 0'],
+			[['list', 'alice', '--timeout', '0'], '--timeout must be a number of seconds > 0'],
 		])('%p → exit 2, says why on stderr', async (args, why) => {
 			const r = await cli(args)
 			expect(r.code).toBe(2)
 			expect(r.stdout).toBe('')
-			expect(r.stderr).toContain(`error: ${why}`)
-			expect(r.stderr).toContain('download-gate --help')
+			expect(r.stderr).toStartWith(`error: ${why}`)
+			expect(r.stderr).toEndWith('\nRun "download-gate --help" for usage.\n')
 		})
 	})
 
@@ -136,6 +224,27 @@ describe('download-gate CLI', () => {
 			expect(await res.text()).toBe('été')
 		})
 
+		test('after --, a filename may start with -', async () => {
+			const r = await admin('issue', 'alice', '--', '-dash.mp4')
+			expect(r.code).toBe(0)
+			expect(r.stdout).toContain(`download_url  ${t.baseUrl}/api/download/alice/-dash.mp4\n`)
+			expect(await (await download('alice', '-dash.mp4', tokenOf(r.stdout))).text()).toBe('dash')
+		})
+
+		test('the curl line, pasted into a shell, sends the token and the URL a file with quote and ! needs', async () => {
+			const r = await admin('issue', 'alice', SHELL_HOSTILE)
+			expect(r.code).toBe(0)
+			const url = `${t.baseUrl}/api/download/alice/${SHELL_HOSTILE}`
+			expect(curlLineOf(r.stdout)).toEndWith(` -OJL '${url.replace("'", `'\\''`)}'`)
+			const [h, header, ojl, pastedUrl] = await curlWords(curlLineOf(r.stdout))
+			expect([h, header, ojl, pastedUrl]).toEqual(['-H', `Authorization: Bearer ${tokenOf(r.stdout)}`, '-OJL', url])
+			const res = await fetch(pastedUrl ?? '', {
+				headers: { authorization: header?.slice('Authorization: '.length) ?? '' },
+			})
+			expect(res.status).toBe(200)
+			expect(await res.text()).toBe('quoted')
+		})
+
 		test('shows the file size, readable and in --json', async () => {
 			const r = await admin('issue', 'alice', 'b.mp4')
 			expect(r.code).toBe(0)
@@ -154,8 +263,8 @@ describe('download-gate CLI', () => {
 		test('--json on an error: the error JSON on stdout too', async () => {
 			const r = await admin('issue', 'alice', 'nope.mp4', '--json')
 			expect(r.code).toBe(4)
-			expect(JSON.parse(r.stdout)).toEqual({ error: 'file_not_found', message: 'No such file for this user.' })
-			expect(r.stderr).toContain('(file_not_found)')
+			expect(r.stdout).toBe('{"error":"file_not_found","message":"No such file for this user."}\n')
+			expect(r.stderr).toBe('error: No such file for this user. (file_not_found)\n')
 		})
 
 		test('--ttl that is not a whole number is refused locally: exit 2, nothing issued', async () => {
@@ -205,7 +314,7 @@ describe('download-gate CLI', () => {
 
 		test('a user with no tokens: "no live tokens"; with --json an empty list', async () => {
 			expect(await admin('list', 'nobody')).toEqual({ code: 0, stdout: 'no live tokens\n', stderr: '' })
-			expect(JSON.parse((await admin('list', 'nobody', '--json')).stdout)).toEqual({ tokens: [] })
+			expect(await admin('list', 'nobody', '--json')).toEqual({ code: 0, stdout: '{"tokens":[]}\n', stderr: '' })
 		})
 	})
 
@@ -249,7 +358,7 @@ describe('download-gate CLI', () => {
 			] as const)
 				expect((await download('carol', file, tokenOf(out?.stdout ?? ''))).status).toBe(401)
 			expect((await download('dave', 'a.mp4', tokenOf(dave.stdout))).status).toBe(200)
-			expect(JSON.parse((await admin('revoke-all', 'carol', '--json')).stdout)).toEqual({ revoked: 0 })
+			expect(await admin('revoke-all', 'carol', '--json')).toEqual({ code: 0, stdout: '{"revoked":0}\n', stderr: '' })
 			await admin('revoke-all', 'dave')
 		})
 
@@ -313,10 +422,11 @@ describe('download-gate CLI', () => {
 		test('no answer within --timeout → exit 5', async () => {
 			const hung = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Promise<Response>(() => {}) })
 			try {
-				const r = await cli(['list', 'alice', '--url', `http://127.0.0.1:${hung.port}`, '--timeout', '0.3', '--json'])
+				const url = `http://127.0.0.1:${hung.port}`
+				const r = await cli(['list', 'alice', '--url', url, '--timeout', '0.3', '--json'])
 				expect(r.code).toBe(5)
-				expect(JSON.parse(r.stdout)).toMatchObject({ error: 'timeout' })
-				expect(r.stderr).toContain('within 0.3 s (timeout)')
+				expect(JSON.parse(r.stdout)).toEqual({ error: 'timeout', message: `no answer from ${url} within 0.3 s` })
+				expect(r.stderr).toBe(`error: no answer from ${url} within 0.3 s (timeout)\n`)
 			} finally {
 				hung.stop(true)
 			}
@@ -329,30 +439,47 @@ describe('download-gate CLI', () => {
 				fetch(req) {
 					const path = new URL(req.url).pathname
 					if (path.startsWith('/html/'))
-						return new Response('<html>Bad gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } })
+						return new Response('<html>Bad gateway</html>\n', { status: 502, headers: { 'content-type': 'text/html' } })
+					if (path.startsWith('/broken-error/'))
+						return new Response('{"err', { status: 502, headers: { 'content-type': 'application/json' } })
 					if (path.startsWith('/broken/'))
 						return new Response('{"tokens": [', { headers: { 'content-type': 'application/json' } })
 					if (path.startsWith('/off-schema/')) return Response.json({ items: [] })
+					if (path.startsWith('/not-ours/')) return Response.json({ detail: 'nope' }, { status: 500 })
 					const stalled = new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode('{"tok')) })
 					return new Response(stalled, { headers: { 'content-type': 'application/json' } })
 				},
 			})
 			const at = (prefix: string) => `http://127.0.0.1:${proxy.port}/${prefix}`
 			try {
-				const html = await cli(['list', 'alice', '--url', at('html')])
-				expect(html.code).toBe(5)
-				expect(html.stderr).toBe('error: HTTP 502: <html>Bad gateway</html> (http_502)\n')
-				const broken = await cli(['list', 'alice', '--url', at('broken')])
-				expect(broken.code).toBe(1)
-				expect(broken.stderr).toContain('(bad_response)')
-				const offSchema = await cli(['list', 'alice', '--url', at('off-schema')])
-				expect(offSchema.code).toBe(1)
-				expect(offSchema.stderr).toBe(
-					'error: expected JSON from /api/users/alice/tokens, got HTTP 200 (bad_response)\n',
-				)
+				expect(await cli(['list', 'alice', '--url', at('html')])).toEqual({
+					code: 5,
+					stdout: '',
+					stderr: 'error: HTTP 502: <html>Bad gateway</html> (unexpected_response)\n',
+				})
+				expect(await cli(['list', 'alice', '--url', at('broken-error')])).toEqual({
+					code: 5,
+					stdout: '',
+					stderr: 'error: HTTP 502 (unexpected_response)\n',
+				})
+				expect(await cli(['list', 'alice', '--url', at('not-ours'), '--json'])).toEqual({
+					code: 1,
+					stdout: '{"error":"unexpected_response","message":"HTTP 500: {\\"detail\\":\\"nope\\"}"}\n',
+					stderr: 'error: HTTP 500: {"detail":"nope"} (unexpected_response)\n',
+				})
+				expect(await cli(['list', 'alice', '--url', at('broken')])).toEqual({
+					code: 1,
+					stdout: '',
+					stderr: 'error: expected JSON from /api/users/alice/tokens, got HTTP 200 (bad_response)\n',
+				})
+				expect(await cli(['list', 'alice', '--url', at('off-schema')])).toEqual({
+					code: 1,
+					stdout: '',
+					stderr: 'error: expected JSON from /api/users/alice/tokens, got HTTP 200 (bad_response)\n',
+				})
 				const stalled = await cli(['list', 'alice', '--url', at('stalled'), '--timeout', '0.3'])
 				expect(stalled.code).toBe(5)
-				expect(stalled.stderr).toContain('within 0.3 s (timeout)')
+				expect(stalled.stderr).toBe(`error: no answer from ${at('stalled')} within 0.3 s (timeout)\n`)
 			} finally {
 				proxy.stop(true)
 			}
@@ -398,70 +525,218 @@ describe('download-gate CLI', () => {
 	})
 })
 
-describe('pure helpers', () => {
-	test('parseCommandLine: defaults, environment, trailing slash, encoded request', () => {
-		const inv = parseCommandLine(['issue', 'u', 'a b/é.mp4', '--ttl', '60'], {})
-		expect(inv).toMatchObject({ baseUrl: 'http://localhost:3000', apiKey: undefined, json: false, timeoutMs: 10_000 })
-		if (inv === 'help') throw new Error('unexpected help')
-		expect(requestFor(inv)).toEqual({ method: 'GET', path: '/api/get-download-token/u/a%20b%2F%C3%A9.mp4?ttl=60' })
+describe('download-gate CLI against a stand-in service', () => {
+	let stand: StandIn
+	beforeAll(() => {
+		stand = startStandIn()
+	})
+	afterAll(() => stand.stop())
+
+	/** Runs the CLI against the stand-in, which answers with `reply`; returns what it printed and the requests it made. */
+	async function against(reply: (req: Request) => Response, ...args: string[]): Promise<Outcome & { sent: Seen[] }> {
+		stand.reply = reply
+		stand.seen.length = 0
+		const r = await cli(['--url', stand.url, '--api-key', 'k', ...args])
+		return { ...r, sent: [...stand.seen] }
+	}
+
+	describe('requests', () => {
+		const ok = (req: Request) => {
+			const { pathname } = new URL(req.url)
+			if (req.method === 'GET' && pathname.startsWith('/api/get-download-token/')) return Response.json(issuedBody())
+			if (req.method === 'GET') return Response.json({ tokens: [] })
+			if (pathname.split('/').length === 6) return new Response(null, { status: 204 }) // one jti
+			return Response.json({ revoked: 0 })
+		}
+
+		test.each([
+			[['issue', 'u', 'a b/é.mp4', '--ttl', '60'], 'GET', '/api/get-download-token/u/a%20b%2F%C3%A9.mp4?ttl=60'],
+			[
+				['issue', 'u', 'a.mp4', '--max-uses', '2', '--ttl', '60'],
+				'GET',
+				'/api/get-download-token/u/a.mp4?ttl=60&max_uses=2',
+			],
+			[['issue', 'u', 'a.mp4'], 'GET', '/api/get-download-token/u/a.mp4'],
+			[['list', 'u@x'], 'GET', '/api/users/u%40x/tokens'],
+			[['revoke', 'u', 'j1'], 'DELETE', '/api/users/u/tokens/j1'],
+			[['revoke', 'u', '--', '-j1'], 'DELETE', '/api/users/u/tokens/-j1'],
+			[['revoke-all', 'u'], 'DELETE', '/api/users/u/tokens'],
+			[['revoke-file', 'u', '#1 100%.mp4'], 'DELETE', '/api/users/u/files/%231%20100%25.mp4/tokens'],
+		])('%p → one %s %s with the API key, every path segment encoded', async (args, method, target) => {
+			const r = await against(ok, ...args)
+			expect(r.stderr).toBe('')
+			expect(r.code).toBe(0)
+			expect(r.sent).toEqual([{ method, target, apiKey: 'k' }])
+		})
+
+		test('a base URL with a path (and trailing slashes) is prefixed to every route; no key, no X-API-Key', async () => {
+			stand.reply = ok
+			stand.seen.length = 0
+			const r = await cli(['list', 'u', '--url', `${stand.url}/base//`])
+			expect(r).toEqual({ code: 0, stdout: 'no live tokens\n', stderr: '' })
+			expect(stand.seen).toEqual([{ method: 'GET', target: '/base/api/users/u/tokens', apiKey: null }])
+		})
+	})
+
+	describe('error statuses', () => {
+		test.each([
+			[400, 1],
+			[401, 3],
+			[403, 3],
+			[404, 4],
+			[409, 1],
+			[429, 5],
+			[500, 1],
+			[502, 5],
+			[503, 5],
+			[504, 5],
+		])('HTTP %d with the service’s error body → exit %d, its code and message', async (status, code) => {
+			const reply = () => Response.json({ error: `code_${status}`, message: `Refused with ${status}.` }, { status })
+			expect(await against(reply, 'list', 'u')).toMatchObject({
+				code,
+				stdout: '',
+				stderr: `error: Refused with ${status}. (code_${status})\n`,
+			})
+		})
+	})
+
+	describe('output', () => {
+		test.each([
+			[0, '0 bytes'],
+			[1023, '1023 bytes'],
+			[1024, '1024 bytes (1.0 KiB)'],
+			[73_400_320, '73400320 bytes (70.0 MiB)'],
+			[5 * 1024 ** 4, '5497558138880 bytes (5.0 TiB)'],
+			[null, '-'],
+			[undefined, '-'], // a service from before `size` leaves it out
+		])('issue: size %p reads "%s"', async (size, shown) => {
+			const r = await against(() => Response.json(issuedBody({ size })), 'issue', 'u', 'a.mp4')
+			expect(r.code).toBe(0)
+			expect(r.stdout.split('\n')).toContain(`size          ${shown}`)
+		})
+
+		test('issue: the whole readable answer, fields aligned, then a blank line and the curl line', async () => {
+			const r = await against(() => Response.json(issuedBody({ max_uses: 3 })), 'issue', 'u', 'a.mp4')
+			expect(r).toMatchObject({
+				code: 0,
+				stderr: '',
+				stdout: [
+					'token         aaa.bbb.ccc',
+					'download_url  http://h/api/download/1/a%20b.mp4',
+					'size          8 bytes',
+					'jti           j1',
+					'expires_at    2030-01-01T00:00:00Z',
+					'max_uses      3',
+					'',
+					'curl -H "Authorization: Bearer aaa.bbb.ccc" -OJL "http://h/api/download/1/a%20b.mp4"',
+					'',
+				].join('\n'),
+			})
+		})
+
+		test.each([
+			[
+				'aaa.bbb.ccc',
+				'http://h/api/download/1/a%20b.mp4',
+				'"Authorization: Bearer aaa.bbb.ccc"',
+				'"http://h/api/download/1/a%20b.mp4"',
+			],
+			['aaa.bbb.ccc', "http://h/it's!.mp4", '"Authorization: Bearer aaa.bbb.ccc"', `'http://h/it'\\''s!.mp4'`],
+			['$HOME', 'http://h/`id`', "'Authorization: Bearer $HOME'", "'http://h/`id`'"],
+			['a"b\\c', 'http://h/x', `'Authorization: Bearer a"b\\c'`, '"http://h/x"'],
+		])(
+			'issue: the curl line quotes token %p and URL %p so a shell passes them unchanged',
+			async (token, url, header, quotedUrl) => {
+				const r = await against(() => Response.json(issuedBody({ token, download_url: url })), 'issue', 'u', 'a.mp4')
+				const line = curlLineOf(r.stdout)
+				expect(line).toBe(`curl -H ${header} -OJL ${quotedUrl}`)
+				expect(await curlWords(line)).toEqual(['-H', `Authorization: Bearer ${token}`, '-OJL', url])
+			},
+		)
+
+		test('list: columns aligned by display width, so wide characters keep them straight', async () => {
+			const tokens = [
+				{ jti: 'j1', filename: '🎬🎬.mp4', issued_at: 'i', expires_at: 'e', max_uses: null, bytes_left: null },
+				{ jti: 'j2', filename: 'abcdefgh.mp4', issued_at: 'i', expires_at: 'e', max_uses: 2, bytes_left: 10 },
+				{ jti: 'j3', filename: '日本語.mp4', issued_at: 'i', expires_at: 'e', max_uses: 1, bytes_left: 0 },
+			]
+			expect(await against(() => Response.json({ tokens }), 'list', 'u')).toMatchObject({
+				code: 0,
+				stderr: '',
+				stdout: [
+					'JTI  FILENAME      ISSUED_AT  EXPIRES_AT  MAX_USES   BYTES_LEFT',
+					'j1   🎬🎬.mp4      i          e           unlimited  -',
+					'j2   abcdefgh.mp4  i          e           2          10',
+					'j3   日本語.mp4    i          e           1          0',
+					'',
+				].join('\n'),
+			})
+		})
+
+		test.each([
+			['a JSON array', () => Response.json([])],
+			['text', () => new Response('hello')],
+			['a number', () => Response.json(5)],
+		])('a 200 whose body is %s, not a JSON object → exit 1 bad_response, with --json too', async (_, reply) => {
+			const message = 'expected JSON from /api/users/u/tokens, got HTTP 200'
+			expect(await against(reply, 'revoke-all', 'u')).toMatchObject({
+				code: 1,
+				stdout: '',
+				stderr: `error: ${message} (bad_response)\n`,
+			})
+			expect(await against(reply, 'revoke-all', 'u', '--json')).toMatchObject({
+				code: 1,
+				stdout: `${JSON.stringify({ error: 'bad_response', message })}\n`,
+				stderr: `error: ${message} (bad_response)\n`,
+			})
+		})
+
+		test('an off-schema body for a list (tokens not a list) → exit 1 bad_response, no crash', async () => {
+			expect(await against(() => Response.json({ tokens: 5 }), 'list', 'u')).toMatchObject({
+				code: 1,
+				stdout: '',
+				stderr: 'error: expected JSON from /api/users/u/tokens, got HTTP 200 (bad_response)\n',
+			})
+		})
+	})
+})
+
+describe('parseCommandLine', () => {
+	test('defaults, environment, trailing slash, options over environment', () => {
+		expect(parseCommandLine(['issue', 'u', 'a b/é.mp4', '--ttl', '60'], {})).toEqual({
+			command: 'issue',
+			args: ['u', 'a b/é.mp4'],
+			ttl: 60,
+			maxUses: undefined,
+			baseUrl: 'http://localhost:3000',
+			apiKey: undefined,
+			json: false,
+			timeoutMs: 10_000,
+		})
 		const env = { DOWNLOAD_GATE_URL: 'https://gate.example/base/', DOWNLOAD_GATE_API_KEY: 'k' }
 		expect(parseCommandLine(['list', 'u'], env)).toMatchObject({ baseUrl: 'https://gate.example/base', apiKey: 'k' })
 		expect(parseCommandLine(['list', 'u', '--api-key', 'x', '--timeout', '0.5'], env)).toMatchObject({
 			apiKey: 'x',
 			timeoutMs: 500,
 		})
-		expect(() => parseCommandLine(['list', ''], {})).toThrow(UsageError)
+		expect(parseCommandLine(['list', 'u', '--api-key', ''], env)).toMatchObject({ apiKey: 'k' })
+		expect(parseCommandLine(['list', 'u'], { DOWNLOAD_GATE_API_KEY: '' })).toMatchObject({ apiKey: undefined })
 	})
 
-	test('requestFor: each command’s route through the typed client, every path segment encoded', () => {
-		const request = (...argv: string[]) => {
-			const inv = parseCommandLine(argv, {})
-			if (inv === 'help') throw new Error('unexpected help')
-			return requestFor(inv)
-		}
-		expect(request('issue', 'u', 'a.mp4', '--max-uses', '2', '--ttl', '60')).toEqual({
-			method: 'GET',
-			path: '/api/get-download-token/u/a.mp4?ttl=60&max_uses=2',
+	test('help wins; -- ends the options, so later arguments may start with -', () => {
+		expect(parseCommandLine(['revoke', 'u', 'j', '--help'], {})).toBe('help')
+		expect(parseCommandLine(['--json', 'revoke', '--', 'u', '-j'], {})).toMatchObject({
+			command: 'revoke',
+			args: ['u', '-j'],
+			json: true,
 		})
-		expect(request('list', 'u@x')).toEqual({ method: 'GET', path: '/api/users/u%40x/tokens' })
-		expect(request('revoke', 'u', 'j1')).toEqual({ method: 'DELETE', path: '/api/users/u/tokens/j1' })
-		expect(request('revoke-all', 'u')).toEqual({ method: 'DELETE', path: '/api/users/u/tokens' })
-		expect(request('revoke-file', 'u', '#1 100%.mp4')).toEqual({
-			method: 'DELETE',
-			path: '/api/users/u/files/%231%20100%25.mp4/tokens',
-		})
+		expect(parseCommandLine(['list', '--', '--help'], {})).toMatchObject({ command: 'list', args: ['--help'] })
 	})
 
-	test('formatSize: exact bytes, with a readable size past 1 KiB', () => {
-		expect([0, 1023, 1024, 73_400_320, 5 * 1024 ** 4, null].map(formatSize)).toEqual([
-			'0 bytes',
-			'1023 bytes',
-			'1024 bytes (1.0 KiB)',
-			'73400320 bytes (70.0 MiB)',
-			'5497558138880 bytes (5.0 TiB)',
-			'-',
-		])
-	})
-
-	test('exitCodeFor maps statuses to the documented codes', () => {
-		expect([400, 401, 403, 404, 409, 429, 500, 502, 503, 504].map(exitCodeFor)).toEqual([1, 3, 3, 4, 1, 5, 1, 5, 5, 5])
-	})
-
-	test('shellQuote: double quotes when safe, single quotes around $, `, ", \\ and !', () => {
-		expect(shellQuote('http://h/api/download/1/a%20b.mp4')).toBe('"http://h/api/download/1/a%20b.mp4"')
-		expect(shellQuote("http://h/it's!.mp4")).toBe(`'http://h/it'\\''s!.mp4'`)
-		expect(shellQuote('$HOME')).toBe("'$HOME'")
-	})
-
-	test('formatTokens aligns by display width, so wide characters keep columns straight', () => {
-		const out = formatTokens([
-			{ jti: 'j1', filename: '🎬🎬.mp4', issued_at: 'i', expires_at: 'e', max_uses: null, bytes_left: null },
-			{ jti: 'j2', filename: 'abcdefgh.mp4', issued_at: 'i', expires_at: 'e', max_uses: 2, bytes_left: 10 },
-		]).split('\n')
-		expect(out).toEqual([
-			'JTI  FILENAME      ISSUED_AT  EXPIRES_AT  MAX_USES   BYTES_LEFT',
-			'j1   🎬🎬.mp4      i          e           unlimited  -',
-			'j2   abcdefgh.mp4  i          e           2          10',
-		])
-	})
+	test.each([[['list', '']], [['list']], [[]], [['issue', 'u', '..']], [['list', 'u', '--json=yes']]])(
+		'%p throws UsageError',
+		(argv) => {
+			expect(() => parseCommandLine(argv, {})).toThrow(UsageError)
+		},
+	)
 })

@@ -43,7 +43,8 @@ export function errorFromBody(status: number, text: string): DownloadError {
 	} catch {
 		// not JSON: a proxy's page, say
 	}
-	return new DownloadError('unexpected_response', status, `HTTP ${status}: ${text.slice(0, 200)}`)
+	const snippet = text.trim().slice(0, 200)
+	return new DownloadError('unexpected_response', status, snippet ? `HTTP ${status}: ${snippet}` : `HTTP ${status}`)
 }
 
 /** Reads an error answer's body and turns it into a `DownloadError` (never throws). */
