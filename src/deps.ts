@@ -61,6 +61,12 @@ async function readyClient(config: Config, log: Logger, what: string): Promise<R
 	return client
 }
 
+/** The storage `config` names. */
+function createStorage(config: Config): Storage {
+	if (config.storage.kind === 'disk') return createDiskStorage(config.storage.dir)
+	throw new Error('bucket storage is not wired yet')
+}
+
 /**
  * The only place that builds the Redis client and storage. Waits for Redis to
  * be ready (failing within a few seconds if it is not).
@@ -100,7 +106,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 		log,
 		store,
 		rateLimiter: client ? createRedisRateLimiter(client, config.redisKeyPrefix) : createMemoryRateLimiter(clock),
-		storage: createDiskStorage(config.storageDir),
+		storage: createStorage(config),
 		cancellations,
 		metrics,
 		metricsText: overrides.metricsText ?? (() => metrics.registry.metrics()),

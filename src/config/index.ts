@@ -2,6 +2,7 @@ import { readEnv } from './read-env'
 import { rememberSecrets, secretValues } from './redact'
 import { checkWorkers, defaultTtlS, issueAuth, jwtSecret } from './rules'
 import type { Env, EnvValues, EnvVar, IssueAuthMode } from './schema'
+import { type StorageConfig, storageConfig } from './storage'
 import { type StoreConfig, storeConfig } from './store'
 
 // The configuration: environment → schema (each variable alone) → the rules
@@ -22,6 +23,7 @@ export { parseBytes, parseRateLimit } from './parsers'
 export { redactedConfig } from './redact'
 export type { Env, EnvVar, IssueAuthMode, LogLevel } from './schema'
 export { CONFIG_DESCRIPTIONS, KNOWN_ENV_VARS, SECRET_ENV_VARS } from './schema'
+export type { StorageConfig } from './storage'
 export type { StoreConfig } from './store'
 
 /** Config fields that are one variable's decoded value as it is (null when an optional variable is unset). */
@@ -33,7 +35,6 @@ const PLAIN_FIELDS = {
 	redisKeyPrefix: 'REDIS_KEY_PREFIX',
 	/** Replicas that must acknowledge each write (`WAIT`); 0 = do not wait. */
 	redisMinReplicasAck: 'REDIS_MIN_REPLICAS_ACK',
-	storageDir: 'STORAGE_DIR',
 	publicBaseUrl: 'PUBLIC_BASE_URL',
 	trustProxy: 'TRUST_PROXY',
 	maxTtlS: 'MAX_TTL',
@@ -73,6 +74,8 @@ export interface Config extends PlainFields {
 	/** Token lifetime when a request gives none; within `maxTtlS`. */
 	readonly defaultTtlS: number
 	readonly store: StoreConfig
+	/** Where files live: `STORAGE_DIR`, or the bucket of `S3_BUCKET`. */
+	readonly storage: StorageConfig
 }
 
 function plainFields(v: EnvValues): PlainFields {
@@ -103,6 +106,7 @@ export function loadConfig(env: Env): Config {
 	const ttl = defaultTtlS(v, given)
 	const store = storeConfig(v, production)
 	checkWorkers(v, store)
+	const storage = storageConfig(v, given)
 
 	const config: Config = deepFreeze({
 		production,
@@ -110,6 +114,7 @@ export function loadConfig(env: Env): Config {
 		...auth,
 		defaultTtlS: ttl,
 		store,
+		storage,
 		...plainFields(v),
 	})
 	// A generated JWT_SECRET is that variable's value for this run, and as secret as a given one.

@@ -22,9 +22,11 @@ export async function serve(config: Config, opts: { worker: boolean }): Promise<
 	if (!opts.worker) announceStart(config, log)
 
 	// A fresh checkout has no ./storage yet; creating it beats a service that 404s everything.
-	await mkdir(config.storageDir, { recursive: true }).catch((err: unknown) =>
-		log.warn('cannot create STORAGE_DIR', { dir: config.storageDir, ...errorFields(err) }),
-	)
+	const storage = config.storage
+	if (storage.kind === 'disk')
+		await mkdir(storage.dir, { recursive: true }).catch((err: unknown) =>
+			log.warn('cannot create STORAGE_DIR', { dir: storage.dir, ...errorFields(err) }),
+		)
 
 	const metrics = createMetrics()
 	const metricsText = opts.worker

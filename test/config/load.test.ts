@@ -34,7 +34,7 @@ describe('loadConfig defaults (development, nothing set)', () => {
 
 	test('keys are prefixed dlg:, files live in ./storage, the store is in memory', () => {
 		expect(config.redisKeyPrefix).toBe('dlg:')
-		expect(config.storageDir).toBe('./storage')
+		expect(config.storage).toEqual({ kind: 'disk', dir: './storage' })
 		expect(config.store).toEqual({ kind: 'memory' })
 	})
 

@@ -130,7 +130,18 @@ describe('SECRET_ENV_VARS', () => {
 describe('every variable flagged secret stays out of the start-up line', () => {
 	/** What a secret variable needs beside it to load at all. */
 	const SENTINEL: Env = { REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'mymaster' }
-	const NEEDS: Partial<Record<EnvVar, Env>> = { REDIS_PASSWORD: SENTINEL, REDIS_SENTINEL_PASSWORD: SENTINEL }
+	const S3_KEY = { S3_BUCKET: 'b', S3_ACCESS_KEY_ID: 'key-id' }
+	const AWS_KEY = { S3_BUCKET: 'b', AWS_ACCESS_KEY_ID: 'key-id' }
+	const NEEDS: Partial<Record<EnvVar, Env>> = {
+		REDIS_PASSWORD: SENTINEL,
+		REDIS_SENTINEL_PASSWORD: SENTINEL,
+		S3_SECRET_ACCESS_KEY: S3_KEY,
+		S3_SESSION_TOKEN: { ...S3_KEY, S3_SECRET_ACCESS_KEY: 'secret' },
+		AWS_SECRET_ACCESS_KEY: AWS_KEY,
+		AWS_SESSION_TOKEN: { ...AWS_KEY, AWS_SECRET_ACCESS_KEY: 'secret' },
+	}
+	// The AWS_ spellings name the same secrets as the S3_ ones, and two different values for one are refused.
+	const AWS_SPELLINGS: readonly EnvVar[] = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']
 	// Two entries, each long enough for any secret's minimum; a single-value secret takes the comma as part of it.
 	const distinctive = (name: EnvVar) =>
 		`LEAK-${name}-one-0123456789abcdefghijklmnopqrstuvwxyz,LEAK-${name}-two-0123456789abcdefghijklmnopqrstuvwxyz`
@@ -143,11 +154,17 @@ describe('every variable flagged secret stays out of the start-up line', () => {
 		expect(JSON.stringify(redactedConfig(config))).not.toContain('LEAK-')
 	})
 
-	test('all of them at once, in production', () => {
+	test.each([
+		['S3_', (name: EnvVar) => !AWS_SPELLINGS.includes(name)],
+		['AWS_', (name: EnvVar) => !name.startsWith('S3_')],
+	] as const)('all of them at once, in production (%s spellings of the bucket secrets)', (_, chosen) => {
 		const env: Env = { NODE_ENV: 'production' }
-		for (const name of SECRET_ENV_VARS) Object.assign(env, NEEDS[name], { [name]: distinctive(name) })
+		const names = SECRET_ENV_VARS.filter(chosen)
+		for (const name of names) Object.assign(env, NEEDS[name])
+		for (const name of names) Object.assign(env, { [name]: distinctive(name) })
 		const config = loadConfig(env)
 		expect(config.production).toBe(true)
+		for (const name of names) expect(JSON.stringify(config)).toContain(`LEAK-${name}-one-`)
 		expect(JSON.stringify(redactedConfig(config))).not.toContain('LEAK-')
 	})
 
@@ -191,7 +208,7 @@ describe('secrets inside other values', () => {
 	test('a secret is masked where it appears inside another value', () => {
 		const token = 'LEAK-metrics-token-0123'
 		const logged = redactedConfig(loadConfig({ METRICS_TOKEN: token, STORAGE_DIR: `/srv/${token}/files` }))
-		expect(logged.storageDir).toBe('/srv/***/files')
+		expect(logged.storage).toEqual({ kind: 'disk', dir: '/srv/***/files' })
 		expect(logged.metricsToken).toBe('***')
 	})
 
