@@ -33,6 +33,8 @@ export interface Metrics {
 	readonly requestDuration: HotHistogram
 	readonly storeUp: Gauge
 	readonly storeCommandDuration: Histogram<'command' | 'outcome'>
+	/** Requests to the file storage (a bucket: HEAD, GET, LIST) by operation and outcome. */
+	readonly storageRequestDuration: Histogram<'operation' | 'outcome'>
 	/** Where `downloadsInFlight` is read from at each scrape (the server's pending requests). */
 	setInFlightSource(read: () => number): void
 }
@@ -108,6 +110,13 @@ export function createMetrics(): Metrics {
 		buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
 		registers: [registry],
 	})
+	const storageRequestDuration = new Histogram({
+		name: 'download_gate_storage_request_duration_seconds',
+		help: 'File storage request latency (to the first byte) by operation (head, get, list) and outcome (ok, not_found, changed, error)',
+		labelNames: ['operation', 'outcome'],
+		buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+		registers: [registry],
+	})
 	storeUp.set(1)
 	for (const budgeted of bool) tokensIssued.inc({ budgeted }, 0)
 	budgetBytesReturned.inc(0)
@@ -122,6 +131,7 @@ export function createMetrics(): Metrics {
 		requestDuration,
 		storeUp,
 		storeCommandDuration,
+		storageRequestDuration,
 		setInFlightSource(read) {
 			inFlight = read
 		},
