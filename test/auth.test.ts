@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
-import { API_KEY, bearer, downloadPath, makeTestApp, TEST_SECRET, type TestApp, uniquePrefix } from './helpers'
+import { API_KEY, bearer, downloadPath, makeTestApp, TEST_SECRET, type TestApp, uniquePrefix } from './support/helpers'
 
 const TOKEN = (user: string) => `/api/get-download-token/${user}/v.mp4`
 const USER_SECRET = 'app-user-token-secret-0123456789abcdef'

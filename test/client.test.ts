@@ -11,7 +11,7 @@ import {
 	downloadToFile,
 	type FetchLike,
 } from '../src/client'
-import { API_KEY, makeTestApp, randomBytesOf, sha256, type TestApp } from './helpers'
+import { API_KEY, makeTestApp, randomBytesOf, sha256, type TestApp } from './support/helpers'
 
 const MiB = 1024 * 1024
 const USER = '123'

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { KNOWN_ENV_VARS } from '../src/config'
 import { createMetrics } from '../src/modules/ops/metrics'
-import { freePort } from './redis-server'
+import { freePort } from './support/redis-server'
 
 // The deployment files, checked by the tools that read them: docker-compose
 // (Debian's v1, which validates a compose file without a Docker engine),

@@ -10,7 +10,7 @@ import { createDiskStorage } from '../src/storage/disk'
 import { createCancellationQueue } from '../src/store/cancellations'
 import { createMemoryTokenStore } from '../src/store/memory'
 import type { TokenStore } from '../src/store/types'
-import { captureLogger, fakeClock, TEST_SECRET } from './helpers'
+import { captureLogger, fakeClock, TEST_SECRET } from './support/helpers'
 
 // The download service on its own, with a store that counts its round trips:
 // what it may remember between requests, and what it must ask every time.

@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
 import { keyIdFor } from '../src/modules/tokens/download-token'
-import { bearer, downloadPath, makeTestApp, randomBytesOf, type StoreKind, TEST_SECRET, type TestApp } from './helpers'
+import {
+	bearer,
+	downloadPath,
+	makeTestApp,
+	randomBytesOf,
+	type StoreKind,
+	TEST_SECRET,
+	type TestApp,
+} from './support/helpers'
 
 type ErrorBody = { error: string; message: string }
 

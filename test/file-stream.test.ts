@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileStream } from '../src/http/file-stream'
 import { createDiskStorage, type OpenedFile } from '../src/storage/disk'
-import { randomBytesOf } from './helpers'
+import { randomBytesOf } from './support/helpers'
 
 // The counted stream behind budgeted downloads, reading the file storage
 // opened at the check. Every way a body can end reports it once, so its owner

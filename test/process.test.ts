@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pollUntil, randomBytesOf, sha256, uniquePrefix } from './helpers'
-import { type ServerProcess, startServerProcess } from './server-process'
+import { pollUntil, randomBytesOf, sha256, uniquePrefix } from './support/helpers'
+import { type ServerProcess, startServerProcess } from './support/server-process'
 
 const MiB = 1024 * 1024
 let storage: string

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, descriptorsInto, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp } from './helpers'
+import {
+	bearer,
+	descriptorsInto,
+	downloadPath,
+	makeTestApp,
+	randomBytesOf,
+	sha256,
+	type TestApp,
+} from './support/helpers'
 
 // Zero-copy bodies are Bun.file('/proc/self/fd/N') on the descriptor opened at
 // the check; that descriptor is closed one macrotask later, once Bun has opened

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Browser, chromium, type Page } from 'playwright-core'
-import { API_KEY, makeTestApp, type TestApp } from './helpers'
+import { API_KEY, makeTestApp, type TestApp } from './support/helpers'
 
 // Swagger UI driven in Debian's Chromium, the way a person adopting the
 // service would: authorise, issue a token, paste it, download.

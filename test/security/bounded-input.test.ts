@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bearer, downloadPath, makeTestApp, serviceEnv, type TestApp } from '../helpers'
-import { type ServerProcess, startServerProcess } from '../server-process'
+import { bearer, downloadPath, makeTestApp, serviceEnv, type TestApp } from '../support/helpers'
+import { type ServerProcess, startServerProcess } from '../support/server-process'
 import { downloadClaims, expectError, expectRawError, firstResponse, forge, nowS, pollUntil, sendRaw } from './helpers'
 
 // Anonymous input is bounded: a download token over 4 KiB is refused before

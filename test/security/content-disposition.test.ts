@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import * as contentDisposition from 'content-disposition'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 import { expectRaw4xxJson, firstResponse, rawGet, sendRaw } from './helpers'
 
 // SPEC §3.2: Content-Disposition: attachment; filename="<ASCII fallback>";

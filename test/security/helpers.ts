@@ -3,9 +3,9 @@ import { createHmac } from 'node:crypto'
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs'
 import { SignJWT } from 'jose'
 import { keyIdFor } from '../../src/modules/tokens/download-token'
-import { TEST_SECRET } from '../helpers'
+import { TEST_SECRET } from '../support/helpers'
 
-export { pollUntil } from '../helpers'
+export { pollUntil } from '../support/helpers'
 
 import { patternByte } from './churn'
 

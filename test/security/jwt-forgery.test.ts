@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { generateKeyPair, SignJWT } from 'jose'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 import { downloadClaims, expectError, forge, handSigned, nowS, SECRET_KEY, TEST_KID } from './helpers'
 
 // SPEC §3.2 check 2: signature valid with an accepted key, alg HS256,

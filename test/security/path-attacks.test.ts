@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
-import { makeTestApp, type TestApp } from '../helpers'
+import { makeTestApp, type TestApp } from '../support/helpers'
 import {
 	downloadClaims,
 	expectClientError,

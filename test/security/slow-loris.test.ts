@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Socket } from 'bun'
-import { bearer, randomBytesOf, serviceEnv, sha256 } from '../helpers'
-import { type ServerProcess, startServerProcess } from '../server-process'
+import { bearer, randomBytesOf, serviceEnv, sha256 } from '../support/helpers'
+import { type ServerProcess, startServerProcess } from '../support/server-process'
 import { pollUntil } from './helpers'
 
 // Slow-loris: many connections that dribble their headers one byte a second

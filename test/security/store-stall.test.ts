@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp } from '../helpers'
-import { type RedisServer, startRedisServer } from '../redis-server'
+import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp } from '../support/helpers'
+import { type RedisServer, startRedisServer } from '../support/redis-server'
 import { expectError, pollUntil } from './helpers'
 
 // SPEC §3.2: "A request answered with an error is never charged, even when the

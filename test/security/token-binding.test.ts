@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 import { downloadClaims, expectError, expectOneOf, forge, nowS } from './helpers'
 
 // SPEC §3.2 check 5: the jti record "names the same user and file as the

@@ -6,10 +6,10 @@ import type { Socket as BunSocket, Subprocess } from 'bun'
 import type { Cluster, Redis } from 'ioredis'
 import { type Env, loadConfig } from '../../src/config'
 import { createRedisClient, waitReady } from '../../src/store/connect'
-import { tracked } from '../child-processes'
-import { TEST_SECRET } from '../helpers'
-import { freePort } from '../redis-server'
-import { type Access, infoFields, pairs, parse, query, type Reply } from './resp'
+import { tracked } from '../support/child-processes'
+import { TEST_SECRET } from '../support/helpers'
+import { freePort } from '../support/redis-server'
+import { type Access, infoFields, pairs, parse, query, type Reply } from '../support/resp'
 
 // Fault fixtures for the topology suites: a real Redis Cluster (3 primaries +
 // 3 replicas) and a real Sentinel group (primary + replica + 3 sentinels), all

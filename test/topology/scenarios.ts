@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Env } from '../../src/config'
-import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp, uniquePrefix } from '../helpers'
+import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp, uniquePrefix } from '../support/helpers'
+import { infoFields } from '../support/resp'
 import { type RedisProcess, waitFor } from './fixtures'
 import { lostWrites, recovery, startLoad } from './load'
-import { infoFields } from './resp'
 
 // The service-level guarantees every replicated topology must keep, written
 // once and run against Cluster and Sentinel alike (cluster.test.ts,

@@ -3,8 +3,8 @@ import { Redis } from 'ioredis'
 import { loadConfig } from '../../src/config'
 import { createRedisClient, waitReady } from '../../src/store/connect'
 import { createRedisTokenStore } from '../../src/store/redis'
-import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../helpers'
 import { storeContract } from '../store-contract'
+import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../support/helpers'
 import {
 	productionClient,
 	roleOf,

@@ -17,7 +17,7 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
 	const port = freePort()
 	const child: Subprocess<'ignore', 'pipe', 'pipe'> = Bun.spawn(['bun', 'src/index.ts'], {
-		cwd: `${import.meta.dir}/..`,
+		cwd: `${import.meta.dir}/../..`,
 		env: {
 			PATH: process.env.PATH ?? '',
 			HOME: process.env.HOME ?? '/tmp',
