@@ -8,6 +8,9 @@ import { type Config, type Env, loadConfig } from '../../src/config'
 import { createDeps, type Deps } from '../../src/deps'
 import { createLogger, type Logger } from '../../src/log'
 
+/** The repository's root (where package.json is): the working directory of the service as deployed. */
+export const REPO_ROOT = join(import.meta.dir, '..', '..')
+
 export type StoreKind = 'redis' | 'memory'
 
 /** A clock tests move by hand. */

@@ -1,6 +1,6 @@
 import type { Subprocess } from 'bun'
 import { tracked } from './child-processes'
-import { assertNoInternalErrors } from './helpers'
+import { assertNoInternalErrors, REPO_ROOT } from './helpers'
 import { freePort } from './redis-server'
 
 /** `bun src/index.ts` as a child process: the service exactly as deployed. */
@@ -17,7 +17,7 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
 	const port = freePort()
 	const child: Subprocess<'ignore', 'pipe', 'pipe'> = Bun.spawn(['bun', 'src/index.ts'], {
-		cwd: `${import.meta.dir}/../..`,
+		cwd: REPO_ROOT,
 		env: {
 			PATH: process.env.PATH ?? '',
 			HOME: process.env.HOME ?? '/tmp',

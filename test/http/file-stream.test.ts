@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, readdir, readlink, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileStream } from '../src/http/file-stream'
-import { createDiskStorage, type OpenedFile } from '../src/storage/disk'
-import { randomBytesOf } from './support/helpers'
+import { fileStream } from '../../src/http/file-stream'
+import { createDiskStorage, type OpenedFile } from '../../src/storage/disk'
+import { randomBytesOf } from '../support/helpers'
 
 // The counted stream behind budgeted downloads, reading the file storage
 // opened at the check. Every way a body can end reports it once, so its owner

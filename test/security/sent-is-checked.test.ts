@@ -7,7 +7,7 @@ import {
 	randomBytesOf,
 	sha256,
 	type TestApp,
-} from './support/helpers'
+} from '../support/helpers'
 
 // Zero-copy bodies are Bun.file('/proc/self/fd/N') on the descriptor opened at
 // the check; that descriptor is closed one macrotask later, once Bun has opened

@@ -1,6 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
-import { API_KEY, bearer, downloadPath, makeTestApp, TEST_SECRET, type TestApp, uniquePrefix } from './support/helpers'
+import {
+	API_KEY,
+	bearer,
+	downloadPath,
+	makeTestApp,
+	REPO_ROOT,
+	TEST_SECRET,
+	type TestApp,
+	uniquePrefix,
+} from '../support/helpers'
 
 const TOKEN = (user: string) => `/api/get-download-token/${user}/v.mp4`
 const USER_SECRET = 'app-user-token-secret-0123456789abcdef'
@@ -189,13 +198,13 @@ describe('ISSUE_AUTH=none', () => {
 			REDIS_URL: process.env.TEST_REDIS_URL ?? '',
 		}
 		const refused = Bun.spawnSync([process.execPath, '--no-env-file', 'src/index.ts'], {
-			cwd: `${import.meta.dir}/..`,
+			cwd: REPO_ROOT,
 			env: base,
 		})
 		expect(refused.exitCode).toBe(1)
 		expect(refused.stderr.toString()).toContain('ISSUE_AUTH')
 		const proc = Bun.spawn([process.execPath, '--no-env-file', 'src/index.ts'], {
-			cwd: `${import.meta.dir}/..`,
+			cwd: REPO_ROOT,
 			env: { ...base, ISSUE_AUTH: 'none', PORT: '0', HOST: '127.0.0.1', REDIS_KEY_PREFIX: uniquePrefix() },
 			stdout: 'pipe',
 		})

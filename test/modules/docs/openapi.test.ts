@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import pkg from '../package.json' with { type: 'json' }
-import { API_KEY, makeTestApp, type TestApp } from './support/helpers'
+import pkg from '../../../package.json' with { type: 'json' }
+import { API_KEY, makeTestApp, type TestApp } from '../../support/helpers'
 
 type Json = Record<string, unknown>
 type Operation = {

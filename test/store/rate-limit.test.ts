@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Redis } from 'ioredis'
-import { bearer, downloadPath, makeTestApp, type StoreKind, type TestApp } from './support/helpers'
+import { bearer, downloadPath, makeTestApp, type StoreKind, type TestApp } from '../support/helpers'
 
 describe.each<StoreKind>(['redis', 'memory'])('rate limits (%s store)', (store) => {
 	let t: TestApp

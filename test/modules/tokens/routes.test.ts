@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
-import { API_KEY, makeTestApp, type StoreKind, TEST_SECRET, type TestApp } from './support/helpers'
+import { API_KEY, makeTestApp, type StoreKind, TEST_SECRET, type TestApp } from '../../support/helpers'
 
 const TOKEN_ROUTE = '/api/get-download-token'
 

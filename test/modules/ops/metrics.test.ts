@@ -12,8 +12,8 @@ import {
 	serviceEnv,
 	TEST_SECRET,
 	type TestApp,
-} from '../support/helpers'
-import { startServerProcess } from '../support/server-process'
+} from '../../support/helpers'
+import { startServerProcess } from '../../support/server-process'
 import { parseScrape, type Scrape } from './prometheus'
 
 // SPEC §3.4 /metrics: each counter moves by exactly what the requests did,

@@ -3,7 +3,7 @@ import { mkdir, rm, symlink, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
-import { keyIdFor } from '../src/modules/tokens/download-token'
+import { keyIdFor } from '../../../src/modules/tokens/download-token'
 import {
 	bearer,
 	downloadPath,
@@ -12,7 +12,7 @@ import {
 	type StoreKind,
 	TEST_SECRET,
 	type TestApp,
-} from './support/helpers'
+} from '../../support/helpers'
 
 type ErrorBody = { error: string; message: string }
 

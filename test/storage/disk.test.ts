@@ -3,8 +3,14 @@ import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDiskStorage, type FileSystem, nodeFileSystem, type OpenedFile, type Storage } from '../src/storage/disk'
-import { descriptorsInto } from './support/helpers'
+import {
+	createDiskStorage,
+	type FileSystem,
+	nodeFileSystem,
+	type OpenedFile,
+	type Storage,
+} from '../../src/storage/disk'
+import { descriptorsInto } from '../support/helpers'
 
 // Disk storage on its own. The routes validate names before a lookup; these
 // cases check that the lookup stays inside the root even when a caller
