@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pollUntil, REPO_ROOT, randomBytesOf, sha256, uniquePrefix } from './support/helpers'
+import { REPO_ROOT, randomBytesOf, sha256, uniquePrefix } from './support/helpers'
+import { pollUntil } from './support/poll'
 import { type ServerProcess, startServerProcess } from './support/server-process'
 
 const MiB = 1024 * 1024

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Socket } from 'bun'
 import { bearer, randomBytesOf, serviceEnv, sha256 } from '../support/helpers'
+import { pollUntil } from '../support/poll'
 import { type ServerProcess, startServerProcess } from '../support/server-process'
-import { pollUntil } from './helpers'
 
 // Slow-loris: many connections that dribble their headers one byte a second
 // must not hold up anyone else. The service runs as deployed (its own

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp } from '../support/helpers'
+import { pollUntil } from '../support/poll'
 import { type RedisServer, startRedisServer } from '../support/redis-server'
-import { expectError, pollUntil } from './helpers'
+import { expectError } from './helpers'
 
 // SPEC §3.2: "A request answered with an error is never charged, even when the
 // store executes a reservation after the service gave up waiting for it (a

@@ -10,7 +10,7 @@ import {
 	type OpenedFile,
 	type Storage,
 } from '../../src/storage/disk'
-import { descriptorsInto } from '../support/helpers'
+import { openDescriptors } from '../support/descriptors'
 
 // Disk storage on its own. The routes validate names before a lookup; these
 // cases check that the lookup stays inside the root even when a caller
@@ -124,13 +124,13 @@ describe('disk storage', () => {
 	})
 
 	test('close is idempotent and nothing of storage stays open', async () => {
-		const before = descriptorsInto(root)
+		const before = openDescriptors(root)
 		for (let i = 0; i < 50; i++) {
 			const file = storage.open('u1', 'v.mp4')
 			file?.close()
 			file?.close()
 			expect(storage.open('u1', 'nope.mp4')).toBeNull()
 		}
-		expect(descriptorsInto(root)).toBe(before)
+		expect(openDescriptors(root)).toEqual(before)
 	})
 })

@@ -1,4 +1,3 @@
-import { readdirSync, readlinkSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -173,30 +172,3 @@ export const bearer = (token: string): Record<string, string> => ({ Authorizatio
 
 export const downloadPath = (userId: string, filename: string) =>
 	`/api/download/${encodeURIComponent(userId)}/${encodeURIComponent(filename)}`
-
-/** How many of this process's descriptors point into `dir` (Linux /proc). */
-export function descriptorsInto(dir: string): number {
-	let n = 0
-	for (const fd of readdirSync('/proc/self/fd')) {
-		try {
-			if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) n++
-		} catch {}
-	}
-	return n
-}
-
-/** Polls `probe` every `everyMs` until `done(value)` or `timeoutMs`; returns the last value. */
-export async function pollUntil<T>(
-	probe: () => T | Promise<T>,
-	done: (value: T) => boolean,
-	timeoutMs: number,
-	everyMs = 50,
-): Promise<T> {
-	const until = performance.now() + timeoutMs
-	let value = await probe()
-	while (!done(value) && performance.now() < until) {
-		await Bun.sleep(everyMs)
-		value = await probe()
-	}
-	return value
-}

@@ -1,6 +1,7 @@
 import type { Subprocess } from 'bun'
 import { tracked } from './child-processes'
 import { assertNoInternalErrors, REPO_ROOT } from './helpers'
+import { pollUntil } from './poll'
 import { freePort } from './redis-server'
 
 /** `bun src/index.ts` as a child process: the service exactly as deployed. */
@@ -37,13 +38,16 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
 	void drain(child.stdout)
 	void drain(child.stderr)
 	const url = `http://127.0.0.1:${port}`
-	for (let i = 0; i < 200; i++) {
-		if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`)
-		try {
-			if ((await fetch(`${url}/health`)).ok) break
-		} catch {}
-		await Bun.sleep(25)
-	}
+	// Not healthy within the bound: the test's first request shows why.
+	await pollUntil(
+		async () => {
+			if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`)
+			return (await fetch(`${url}/health`).catch(() => null))?.ok === true
+		},
+		Boolean,
+		5000,
+		25,
+	)
 	return {
 		url,
 		pid: child.pid,

@@ -7,12 +7,12 @@ import {
 	bearer,
 	downloadPath,
 	makeTestApp,
-	pollUntil,
 	randomBytesOf,
 	serviceEnv,
 	TEST_SECRET,
 	type TestApp,
 } from '../../support/helpers'
+import { pollUntil } from '../../support/poll'
 import { startServerProcess } from '../../support/server-process'
 import { parseScrape, type Scrape } from './prometheus'
 
