@@ -5,6 +5,7 @@ import { createRedisClient, waitReady } from '../../src/store/connect'
 import { createRedisTokenStore } from '../../src/store/redis'
 import { storeContract } from '../store-contract'
 import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../support/helpers'
+import { waitFor } from '../support/poll'
 import {
 	productionClient,
 	roleOf,
@@ -12,7 +13,6 @@ import {
 	startRedis,
 	startScriptedSentinel,
 	startSentinels,
-	waitFor,
 } from './fixtures'
 import { serviceOn, serviceScenarios, type Topology } from './scenarios'
 
