@@ -9,7 +9,7 @@ import { pollUntil } from '../support/poll'
 import { patternBytes } from './churn'
 import { type Churn, expectError, isPattern, rawGet, readBody, sendRaw, startChurn } from './helpers'
 
-// SPEC §3.2 "What was checked is what is sent": the file is opened once at
+// docs/contract.md §3.2 "What was checked is what is sent": the file is opened once at
 // the check and the body comes from that handle. These tests change the file
 // from another process while downloads run, and count the server's open files.
 
@@ -225,7 +225,7 @@ describe('a file that grows under its downloads', () => {
 			const allowance = Math.min(size, 8 * MiB)
 			const bound = maxUses * size + allowance
 			const paid = maxUses * size - left
-			// SPEC §3.2: never more than N × size (at issuance) + the allowance, and nothing sent that was not paid for.
+			// docs/contract.md §3.2: never more than N × size (at issuance) + the allowance, and nothing sent that was not paid for.
 			expect({ file, overBudget: Math.max(0, (served[file] ?? 0) - bound) }).toEqual({ file, overBudget: 0 })
 			expect({ file, unpaid: Math.max(0, (served[file] ?? 0) - paid) }).toEqual({ file, unpaid: 0 })
 		}

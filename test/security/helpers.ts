@@ -15,7 +15,7 @@ export type ErrorBody = { error: string; message: string }
 export const SECRET_KEY = new TextEncoder().encode(TEST_SECRET)
 export const TEST_KID = keyIdFor(TEST_SECRET)
 
-/** Every error body of SPEC §3: JSON with exactly a string `error` and a non-empty string `message`. */
+/** Every error body of docs/contract.md §3: JSON with exactly a string `error` and a non-empty string `message`. */
 export function expectErrorShape(body: unknown): ErrorBody {
 	expect(body).toEqual({ error: expect.any(String), message: expect.any(String) })
 	const shaped = body as ErrorBody

@@ -17,7 +17,7 @@ import {
 import { serviceOn, serviceScenarios, type Topology } from './scenarios'
 
 // A real primary + replica watched by 3 sentinels (down-after-milliseconds
-// 1000) on loopback: SPEC §4 says the service follows its failovers within
+// 1000) on loopback: docs/contract.md §4 says the service follows its failovers within
 // ~2 s of the sentinels completing them, whether the primary died or hangs,
 // and never writes to a demoted primary.
 

@@ -222,7 +222,7 @@ describe.each<StoreKind>(['redis', 'memory'])('GET/HEAD /api/download (%s store)
 	})
 
 	describe('the response', () => {
-		test('200 carries every header of SPEC §3.2 and the exact bytes', async () => {
+		test('200 carries every header of docs/contract.md §3.2 and the exact bytes', async () => {
 			const { token } = await t.issue('123', 'myvideo.mp4')
 			const res = await get(token)
 			expect(res.status).toBe(200)
