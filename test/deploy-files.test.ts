@@ -1,108 +1,37 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { cp, mkdir, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { KNOWN_ENV_VARS } from '../src/config'
 import { createMetrics } from '../src/modules/ops/metrics'
-import { freePort } from './redis-server'
+import {
+	command,
+	createComposeConfig,
+	dependsOn,
+	environment,
+	healthcheckTest,
+	isBuiltHere,
+	mountAt,
+	mounts,
+	PROFILES,
+	type Profile,
+	ports,
+	profilesOf,
+	service,
+} from './support/compose'
+import { envFileEntries } from './support/env-file'
+import { type Dict, dict, isDict, list, readYaml, str, strings } from './support/parsed'
+import { alertRules, dashboardQueries, metricNames } from './support/promql'
+import { freePort, type RedisServer, startRedisServer } from './support/redis-server'
+import { ROOT, repoPath, requireTool, run, runOk } from './support/tools'
 
 // The deployment files, checked by the tools that read them: docker-compose
 // (Debian's v1, which validates a compose file without a Docker engine),
 // promtool, docker-py's .dockerignore matcher, redis-server and redis-cli.
 // A missing tool fails these tests: .ci/run installs every one of them.
 
-const ROOT = await realpath(join(import.meta.dir, '..'))
-const repoPath = (path: string): string => join(ROOT, path)
-const SPAWN_TIMEOUT_MS = 30_000
-
 /** A test that spawns real tools: bun's default 5 s is short on a busy 2-core machine. */
 const toolTest = (name: string, fn: () => Promise<void>) => test(name, fn, 90_000)
-
-// ---- running the real tools ---------------------------------------------------
-
-interface RunResult {
-	readonly exitCode: number
-	readonly stdout: string
-	readonly stderr: string
-}
-
-const INSTALL_HINT: Readonly<Record<string, string>> = {
-	'docker-compose': 'apt-get install docker-compose',
-	promtool: 'apt-get install prometheus',
-	'redis-server': 'apt-get install redis-server',
-	'redis-cli': 'apt-get install redis-tools',
-	'/usr/bin/python3': 'apt-get install python3-docker',
-}
-
-/** The path of `tool`, or an error naming the package `.ci/run` installs it from. */
-function requireTool(tool: string): string {
-	const path = tool.startsWith('/') ? (Bun.file(tool).size > 0 ? tool : null) : Bun.which(tool)
-	if (path === null) {
-		throw new Error(`${tool} is not installed: .ci/run installs it (${INSTALL_HINT[tool] ?? tool})`)
-	}
-	return path
-}
-
-/** Runs a command to completion (killed after SPAWN_TIMEOUT_MS) with exactly `env`. */
-async function run(argv: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
-	const [tool, ...args] = argv
-	if (tool === undefined) throw new Error('empty command')
-	const proc = Bun.spawn([requireTool(tool), ...args], {
-		cwd: options.cwd ?? ROOT,
-		env: { PATH: Bun.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), ...options.env },
-		stdin: 'ignore',
-		stdout: 'pipe',
-		stderr: 'pipe',
-		timeout: SPAWN_TIMEOUT_MS,
-	})
-	const [stdout, stderr, exitCode] = await Promise.all([
-		new Response(proc.stdout).text(),
-		new Response(proc.stderr).text(),
-		proc.exited,
-	])
-	return { exitCode, stdout, stderr } satisfies RunResult
-}
-
-async function runOk(argv: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
-	const result = await run(argv, options)
-	if (result.exitCode !== 0) {
-		throw new Error(`${argv.join(' ')} exited with ${result.exitCode}:\n${result.stdout}${result.stderr}`)
-	}
-	return result
-}
-
-// ---- reading parsed YAML / JSON without `any` ----------------------------------
-
-type Dict = { readonly [key: string]: unknown }
-
-const isDict = (value: unknown): value is Dict => typeof value === 'object' && value !== null && !Array.isArray(value)
-
-function dict(value: unknown, where: string): Dict {
-	if (!isDict(value)) throw new Error(`${where}: expected a mapping, got ${JSON.stringify(value)}`)
-	return value
-}
-
-function list(value: unknown, where: string): readonly unknown[] {
-	if (!Array.isArray(value)) throw new Error(`${where}: expected a list, got ${JSON.stringify(value)}`)
-	return value
-}
-
-function str(value: unknown, where: string): string {
-	if (typeof value === 'number') return String(value)
-	if (typeof value !== 'string') throw new Error(`${where}: expected a string, got ${JSON.stringify(value)}`)
-	return value
-}
-
-const strings = (value: unknown, where: string): string[] => list(value, where).map((v, i) => str(v, `${where}[${i}]`))
-
-async function readYaml(path: string): Promise<unknown> {
-	return Bun.YAML.parse(await Bun.file(repoPath(path)).text())
-}
-
-// ---- docker-compose config --------------------------------------------------------
-
-const PROFILES = ['monitoring', 'cluster', 'sentinel'] as const
-type Profile = (typeof PROFILES)[number]
 
 let scratch = ''
 beforeAll(async () => {
@@ -112,154 +41,12 @@ afterAll(async () => {
 	if (scratch !== '') await rm(scratch, { recursive: true, force: true })
 })
 
-interface ComposeRun extends RunResult {
-	readonly services: Readonly<Record<string, Dict>>
-}
-
-const composeRuns = new Map<string, Promise<ComposeRun>>()
-
-/**
- * `docker-compose --profile <p> config` with `envText` as the only source of
- * variables, parsed (run once per input); every profile when none is named.
- * (Debian 12's v1 prints every service whatever the profiles; v2 only the
- * enabled ones, hence "every profile" for the whole file.)
- */
-function composeConfig(envText: string, profile?: Profile): Promise<ComposeRun> {
-	const key = `${profile ?? ''}\n${envText}`
-	let pending = composeRuns.get(key)
-	if (pending === undefined) {
-		pending = runComposeConfig(envText, profile)
-		composeRuns.set(key, pending)
-	}
-	return pending
-}
-
-async function runComposeConfig(envText: string, profile?: Profile): Promise<ComposeRun> {
-	const envFile = join(scratch, `env-${Bun.hash(envText).toString(16)}`)
-	await writeFile(envFile, envText)
-	const profileArgs = (profile === undefined ? PROFILES : [profile]).flatMap((p) => ['--profile', p])
-	const argv = ['docker-compose', '-f', repoPath('docker-compose.yml'), '--env-file', envFile, ...profileArgs, 'config']
-	const result = await run(argv)
-	if (result.exitCode !== 0) return { ...result, services: {} }
-	const services = dict(dict(Bun.YAML.parse(result.stdout), 'config').services, 'services')
-	return { ...result, services: Object.fromEntries(Object.entries(services).map(([k, v]) => [k, dict(v, k)])) }
-}
-
-async function composeConfigOk(envText: string, profile?: Profile): Promise<Readonly<Record<string, Dict>>> {
-	const result = await composeConfig(envText, profile)
-	if (result.exitCode !== 0) throw new Error(`docker-compose config failed:\n${result.stderr}`)
-	return result.services
-}
-
-function service(services: Readonly<Record<string, Dict>>, name: string): Dict {
-	const found = services[name]
-	if (found === undefined) throw new Error(`no service "${name}" in ${Object.keys(services).join(', ')}`)
-	return found
-}
-
-/** A service's environment as docker-compose resolved it; null = not set in the container. */
-function environment(svc: Dict): Map<string, string | null> {
-	const env = new Map<string, string | null>()
-	if (svc.environment === undefined) return env
-	for (const [key, value] of Object.entries(dict(svc.environment, 'environment'))) {
-		env.set(key, value === null ? null : str(value, `environment.${key}`))
-	}
-	return env
-}
-
-interface Mount {
-	readonly source: string
-	readonly target: string
-	readonly readOnly: boolean
-}
-
-/** Volumes in either form docker-compose prints: `source:target[:mode]` or `{ source, target, read_only }`. */
-function mounts(svc: Dict): Mount[] {
-	if (svc.volumes === undefined) return []
-	return list(svc.volumes, 'volumes').map((entry, i) => {
-		if (typeof entry === 'string') {
-			const [source = '', target = '', mode = 'rw'] = entry.split(':')
-			return { source, target, readOnly: mode.split(',').includes('ro') }
-		}
-		const long = dict(entry, `volumes[${i}]`)
-		return {
-			source: str(long.source, 'source'),
-			target: str(long.target, 'target'),
-			readOnly: long.read_only === true,
-		}
-	})
-}
-
-function mountAt(svc: Dict, target: string): Mount {
-	const found = mounts(svc).find((m) => m.target === target)
-	if (found === undefined) throw new Error(`nothing is mounted at ${target}`)
-	return found
-}
-
-/** Published ports as `[host_ip:]published:target`, in either form docker-compose prints. */
-function ports(svc: Dict): string[] {
-	if (svc.ports === undefined) return []
-	return list(svc.ports, 'ports').map((entry, i) => {
-		if (typeof entry === 'string') return entry.replace(/\/tcp$/, '')
-		const long = dict(entry, `ports[${i}]`)
-		const host = long.host_ip === undefined ? '' : `${str(long.host_ip, 'host_ip')}:`
-		return `${host}${str(long.published, 'published')}:${str(long.target, 'target')}`
-	})
-}
-
-function profilesOf(svc: Dict): string[] {
-	return svc.profiles === undefined ? [] : strings(svc.profiles, 'profiles')
-}
-
-function dependsOn(svc: Dict): Map<string, string> {
-	const deps = new Map<string, string>()
-	if (svc.depends_on === undefined) return deps
-	if (Array.isArray(svc.depends_on)) {
-		for (const name of strings(svc.depends_on, 'depends_on')) deps.set(name, 'service_started')
-		return deps
-	}
-	for (const [name, spec] of Object.entries(dict(svc.depends_on, 'depends_on'))) {
-		deps.set(name, str(dict(spec, `depends_on.${name}`).condition, 'condition'))
-	}
-	return deps
-}
-
-const healthcheckTest = (svc: Dict): string[] => strings(dict(svc.healthcheck, 'healthcheck').test, 'healthcheck.test')
-const command = (svc: Dict): string[] => strings(svc.command, 'command')
-const isBuiltHere = (svc: Dict): boolean => svc.build !== undefined
+const compose = createComposeConfig(() => scratch)
 
 // ---- .env.example -------------------------------------------------------------------
 
 /** Variables the compose file reads that are not the service's own. */
 const COMPOSE_ONLY_VARS = ['GRAFANA_ADMIN_PASSWORD'] as const
-
-interface EnvExampleEntry {
-	readonly name: string
-	readonly value: string
-	readonly commented: boolean
-	readonly comment: string | null
-}
-
-const ASSIGNMENT = /^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$/
-
-/** Every `VAR=` and `# VAR=` line of an env file, with the comment line just above it. */
-function envExampleEntries(text: string): EnvExampleEntry[] {
-	const lines = text.split('\n')
-	const entries: EnvExampleEntry[] = []
-	lines.forEach((line, i) => {
-		const m = ASSIGNMENT.exec(line.trim())
-		if (m === null) return
-		const above = (lines[i - 1] ?? '').trim()
-		const isComment = above.startsWith('#') && !ASSIGNMENT.test(above) && above.replace(/^#\s*/, '') !== ''
-		entries.push({
-			name: m[2] ?? '',
-			value: m[3] ?? '',
-			commented: m[1] !== undefined,
-			comment: isComment ? above : null,
-		})
-	})
-	return entries
-}
 
 const envExampleText = await Bun.file(repoPath('.env.example')).text()
 const JWT = 'a-local-test-secret-of-at-least-32-bytes-0123456789'
@@ -271,7 +58,7 @@ const everyVarEnv = [...KNOWN_ENV_VARS, ...COMPOSE_ONLY_VARS].map((name) => `${n
 const passedValue = (name: string) => `value-of-${name}`
 
 describe('.env.example', () => {
-	const entries = envExampleEntries(envExampleText)
+	const entries = envFileEntries(envExampleText)
 	const names = entries.map((e) => e.name)
 
 	test('lists every variable the service reads (commented lines count) and the compose-only ones, once each', () => {
@@ -292,10 +79,10 @@ describe('.env.example', () => {
 	})
 
 	toolTest('compose refuses it as shipped, naming JWT_SECRET, and accepts it once JWT_SECRET is set', async () => {
-		const shipped = await composeConfig(envExampleText)
+		const shipped = await compose.run(envExampleText)
 		expect(shipped.exitCode).not.toBe(0)
 		expect(shipped.stderr).toContain('set JWT_SECRET')
-		const filled = await composeConfig(filledEnvExample)
+		const filled = await compose.run(filledEnvExample)
 		expect(filled.stderr).not.toContain('ERROR')
 		expect(filled.exitCode).toBe(0)
 		const env = environment(service(filled.services, 'download-gate'))
@@ -305,7 +92,7 @@ describe('.env.example', () => {
 
 	toolTest('each compose-only variable is read by docker-compose.yml', async () => {
 		for (const name of COMPOSE_ONLY_VARS) {
-			const services = await composeConfigOk(`${filledEnvExample}\n${name}=marker-${name}\n`, 'monitoring')
+			const services = await compose.services(`${filledEnvExample}\n${name}=marker-${name}\n`, 'monitoring')
 			expect(JSON.stringify(services)).toContain(`marker-${name}`)
 		}
 	})
@@ -348,18 +135,18 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 			cluster: [1, 2, 3, 4, 5, 6].map((n) => `redis-node-${n}`).concat('redis-cluster-init', 'download-gate-cluster'),
 			sentinel: ['redis-primary', 'redis-replica', 'sentinel-1', 'sentinel-2', 'sentinel-3', 'download-gate-sentinel'],
 		}
-		const all = await composeConfigOk(filledEnvExample)
+		const all = await compose.services(filledEnvExample)
 		const unprofiled = Object.keys(all).filter((name) => profilesOf(service(all, name)).length === 0)
 		expect(unprofiled.sort()).toEqual(['download-gate', 'redis'])
 		for (const profile of PROFILES) {
-			const services = await composeConfigOk(filledEnvExample, profile)
+			const services = await compose.services(filledEnvExample, profile)
 			for (const name of expected[profile]) expect(profilesOf(service(services, name))).toEqual([profile])
 		}
 		expect(Object.keys(all).sort()).toEqual([...unprofiled, ...Object.values(expected).flat()].sort())
 	})
 
 	toolTest('with any profile (or none) enabled, every dependency is enabled too', async () => {
-		const services = await composeConfigOk(filledEnvExample)
+		const services = await compose.services(filledEnvExample)
 		for (const profile of [null, ...PROFILES]) {
 			const enabled = new Set(
 				Object.keys(services).filter((name) => {
@@ -377,7 +164,7 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 	toolTest(
 		'download-gate: built from this Dockerfile, production, storage read-only, healthy on /health, after a healthy redis',
 		async () => {
-			const services = await composeConfigOk(filledEnvExample)
+			const services = await compose.services(filledEnvExample)
 			const gate = service(services, 'download-gate')
 			const build = dict(gate.build, 'build')
 			expect(build.context).toBe(ROOT)
@@ -399,7 +186,7 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 	)
 
 	toolTest('redis: AOF on, a redis-cli ping healthcheck, data in a named volume', async () => {
-		const redis = service(await composeConfigOk(filledEnvExample), 'redis')
+		const redis = service(await compose.services(filledEnvExample), 'redis')
 		const argv = command(redis)
 		expect(argv[argv.indexOf('--appendonly') + 1]).toBe('yes')
 		expect(argv.indexOf('--appendonly')).toBeGreaterThan(0)
@@ -408,7 +195,7 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 	})
 
 	toolTest('every variable of .env reaches each download-gate variant, except what the stack fixes', async () => {
-		const services = await composeConfigOk(everyVarEnv)
+		const services = await compose.services(everyVarEnv)
 		const built = Object.keys(services).filter((name) => isBuiltHere(service(services, name)))
 		expect(built.sort()).toEqual(Object.keys(GATE_VARIANTS).sort())
 		for (const [name, { topology }] of Object.entries(GATE_VARIANTS)) {
@@ -426,14 +213,14 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 	})
 
 	toolTest('the cluster and sentinel variants wait for replicas to acknowledge writes by default', async () => {
-		const services = await composeConfigOk(filledEnvExample)
+		const services = await compose.services(filledEnvExample)
 		expect(environment(service(services, 'download-gate')).get('REDIS_MIN_REPLICAS_ACK') ?? null).toBeNull()
 		expect(environment(service(services, 'download-gate-cluster')).get('REDIS_MIN_REPLICAS_ACK')).toBe('1')
 		expect(environment(service(services, 'download-gate-sentinel')).get('REDIS_MIN_REPLICAS_ACK')).toBe('1')
 	})
 
 	toolTest('every variant serves on its own host port, with the same image, probe and read-only storage', async () => {
-		const services = await composeConfigOk(filledEnvExample)
+		const services = await compose.services(filledEnvExample)
 		const base = service(services, 'download-gate')
 		const published = Object.keys(GATE_VARIANTS).map((name) => ports(service(services, name)))
 		expect(published).toEqual([['3000:3000'], ['3001:3000'], ['3002:3000']])
@@ -449,7 +236,7 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 	toolTest(
 		'cluster profile: 3 primaries + 3 replicas, an init container running redis-cli --cluster create, and the service on them',
 		async () => {
-			const services = await composeConfigOk(filledEnvExample, 'cluster')
+			const services = await compose.services(filledEnvExample, 'cluster')
 			const nodes = Object.keys(services).filter((name) => /^redis-node-\d+$/.test(name))
 			expect(nodes).toHaveLength(6)
 			for (const name of nodes) {
@@ -494,7 +281,7 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 	toolTest(
 		'sentinel profile: primary + replica + 3 sentinels watching it under REDIS_SENTINEL_NAME, and the service on them',
 		async () => {
-			const services = await composeConfigOk(filledEnvExample, 'sentinel')
+			const services = await compose.services(filledEnvExample, 'sentinel')
 			const primary = service(services, 'redis-primary')
 			const replica = service(services, 'redis-replica')
 			expect(command(primary)).toContain('--appendonly')
@@ -532,7 +319,7 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 	toolTest(
 		'monitoring profile: Prometheus with the rules and a tmpfs for the token, Grafana with provisioning and the dashboards',
 		async () => {
-			const services = await composeConfigOk(
+			const services = await compose.services(
 				`${filledEnvExample}\nMETRICS_TOKEN=the-metrics-token-0123\n`,
 				'monitoring',
 			)
@@ -560,7 +347,7 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 	)
 
 	toolTest('every file mounted from the repository exists (./storage is created by Docker)', async () => {
-		const services = await composeConfigOk(filledEnvExample)
+		const services = await compose.services(filledEnvExample)
 		const sources = Object.values(services).flatMap((svc) =>
 			mounts(svc)
 				.map((m) => m.source)
@@ -650,33 +437,8 @@ describe('Dockerfile and .dockerignore', () => {
 
 // ---- Redis configuration of the profiles, run for real ---------------------------------
 
-interface Spawned {
-	readonly port: number
-	readonly proc: ReturnType<typeof Bun.spawn>
-}
-
 async function redisCli(port: number, ...args: string[]): Promise<string> {
 	return (await runOk(['redis-cli', '-h', '127.0.0.1', '-p', String(port), ...args])).stdout
-}
-
-async function waitForPing(port: number): Promise<void> {
-	for (let i = 0; i < 100; i++) {
-		const result = await run(['redis-cli', '-h', '127.0.0.1', '-p', String(port), 'ping'])
-		if (result.stdout.trim() === 'PONG') return
-		await Bun.sleep(50)
-	}
-	throw new Error(`nothing answers PING on ${port}`)
-}
-
-async function startRedis(args: string[], port: number): Promise<Spawned> {
-	const proc = Bun.spawn([requireTool('redis-server'), ...args], { stdout: 'ignore', stderr: 'inherit' })
-	await waitForPing(port)
-	return { port, proc }
-}
-
-async function stopAll(servers: readonly Spawned[]): Promise<void> {
-	for (const { proc } of servers) proc.kill('SIGKILL')
-	await Promise.all(servers.map(({ proc }) => proc.exited))
 }
 
 describe('deploy/redis, run by a real redis-server', () => {
@@ -684,16 +446,19 @@ describe('deploy/redis, run by a real redis-server', () => {
 		'cluster-init.sh forms a 3 + 3 cluster of cluster-node.conf nodes by host name, and leaves it alone after',
 		async () => {
 			requireTool('redis-cli')
-			const servers: Spawned[] = []
+			requireTool('redis-server')
+			const servers: RedisServer[] = []
 			try {
 				for (let n = 1; n <= 6; n++) {
-					const port = freePort()
 					const dir = join(scratch, `node-${n}`)
 					await mkdir(dir, { recursive: true })
-					const args = [repoPath('deploy/redis/cluster-node.conf'), '--port', String(port)]
-					args.push('--cluster-port', String(freePort()), '--bind', '127.0.0.1', '--dir', dir, '--save', '')
-					args.push('--appendonly', 'no', '--cluster-announce-hostname', 'localhost')
-					servers.push(await startRedis(args, port))
+					const node = await startRedisServer({
+						configFile: repoPath('deploy/redis/cluster-node.conf'),
+						dataDir: dir,
+						persist: false,
+						args: ['--cluster-port', String(freePort()), '--cluster-announce-hostname', 'localhost'],
+					})
+					servers.push(node)
 				}
 				const env = {
 					CLUSTER_NODES: servers.map((s) => `localhost:${s.port}`).join(','),
@@ -713,7 +478,7 @@ describe('deploy/redis, run by a real redis-server', () => {
 				const again = await run(['sh', repoPath('deploy/redis/cluster-init.sh')], { env })
 				expect(again).toMatchObject({ exitCode: 0, stdout: 'cluster-init: the cluster is already formed\n' })
 			} finally {
-				await stopAll(servers)
+				await Promise.all(servers.map((s) => s.kill()))
 			}
 		},
 	)
@@ -721,11 +486,12 @@ describe('deploy/redis, run by a real redis-server', () => {
 	toolTest(
 		'a sentinel started from sentinel.conf monitors the primary under the name the service is given',
 		async () => {
-			const servers: Spawned[] = []
+			requireTool('redis-server')
+			const servers: RedisServer[] = []
 			try {
-				const primaryPort = freePort()
-				const primaryArgs = ['--port', String(primaryPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-				servers.push(await startRedis(primaryArgs, primaryPort))
+				const primary = await startRedisServer()
+				servers.push(primary)
+				const primaryPort = primary.port
 				const sentinelPort = freePort()
 				const dir = join(scratch, 'sentinel')
 				await mkdir(dir, { recursive: true })
@@ -736,15 +502,21 @@ describe('deploy/redis, run by a real redis-server', () => {
 					.replace(/^(sentinel monitor \S+) redis-primary 6379/m, `$1 localhost ${primaryPort}`)
 				expect(local).not.toBe(template)
 				await writeFile(join(dir, 'sentinel.conf'), local)
-				const sentinelArgs = [join(dir, 'sentinel.conf'), '--sentinel', '--bind', '127.0.0.1', '--dir', dir]
-				servers.push(await startRedis(sentinelArgs, sentinelPort))
+				servers.push(
+					await startRedisServer({
+						port: sentinelPort,
+						configFile: join(dir, 'sentinel.conf'),
+						sentinel: true,
+						dataDir: dir,
+					}),
+				)
 				const name = GATE_VARIANTS['download-gate-sentinel']?.topology.REDIS_SENTINEL_NAME ?? ''
 				const address = await redisCli(sentinelPort, 'sentinel', 'get-master-addr-by-name', name)
 				expect(address.trim().split('\n')).toEqual(['localhost', String(primaryPort)])
 				const master = (await redisCli(sentinelPort, 'sentinel', 'master', name)).trim().split('\n')
 				expect(master[master.indexOf('quorum') + 1]).toBe('2')
 			} finally {
-				await stopAll(servers)
+				await Promise.all(servers.map((s) => s.kill()))
 			}
 		},
 	)
@@ -785,55 +557,7 @@ async function exposedSeriesNames(): Promise<Set<string>> {
 	)
 }
 
-const PROMQL_KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'inf', 'nan'])
-
-/**
- * The metric names a PromQL expression selects: identifiers left once strings,
- * label matchers, ranges, offsets, numbers, grouping label lists and function
- * names are taken out.
- */
-function metricNames(expr: string): string[] {
-	const bare = expr
-		.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, ' ')
-		.replace(/\{[^}]*\}/g, ' ')
-		.replace(/\[[^\]]*\]/g, ' ')
-		.replace(/\boffset\s+-?[0-9a-z]+/gi, ' ')
-		.replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/gi, ' ')
-		.replace(/(?<![\w:])[0-9][0-9.]*(?:e[+-]?[0-9]+)?[a-z]*/gi, ' ')
-	const names: string[] = []
-	for (const m of bare.matchAll(/[A-Za-z_:][\w:]*/g)) {
-		const rest = bare.slice((m.index ?? 0) + m[0].length)
-		if (/^\s*\(/.test(rest) || PROMQL_KEYWORDS.has(m[0].toLowerCase())) continue
-		names.push(m[0])
-	}
-	return names
-}
-
-interface AlertRule {
-	readonly alert: string
-	readonly expr: string
-}
-
-async function alertRules(): Promise<AlertRule[]> {
-	const groups = list(dict(await readYaml('deploy/prometheus/alerts.yml'), 'alerts.yml').groups, 'groups')
-	return groups.flatMap((group, g) =>
-		list(dict(group, `groups[${g}]`).rules, 'rules').map((rule, r) => {
-			const d = dict(rule, `groups[${g}].rules[${r}]`)
-			return { alert: str(d.alert, 'alert'), expr: str(d.expr, 'expr') }
-		}),
-	)
-}
-
-describe('metricNames', () => {
-	test('finds the selected metrics, not functions, labels, keywords or durations', () => {
-		expect(
-			metricNames(
-				'histogram_quantile(0.99, sum by (route, le) (rate(a_bucket{route!~"/x|/y"}[5m] offset 1h))) > 0.5 and on (job) b unless c_total{x="y"} > 1e3',
-			),
-		).toEqual(['a_bucket', 'b', 'c_total'])
-		expect(metricNames('min(download_gate_store_up{service=~"$service"}) == 0')).toEqual(['download_gate_store_up'])
-	})
-})
+const ALERTS_FILE = 'deploy/prometheus/alerts.yml'
 
 describe('deploy/prometheus, checked by promtool', () => {
 	toolTest('the service exposes every metric the README documents', async () => {
@@ -844,13 +568,13 @@ describe('deploy/prometheus, checked by promtool', () => {
 	toolTest('alerts.yml: promtool check rules accepts the alert rules the README lists', async () => {
 		const result = await runOk(['promtool', 'check', 'rules', repoPath('deploy/prometheus/alerts.yml')])
 		expect(result.stdout).toContain(`SUCCESS: ${ALERTS.length} rules found`)
-		expect((await alertRules()).map((r) => r.alert)).toEqual(ALERTS)
+		expect((await alertRules(ALERTS_FILE)).map((r) => r.alert)).toEqual(ALERTS)
 	})
 
 	toolTest('alerts.yml: every expression selects only metrics the service exposes (and `up`)', async () => {
 		const exposed = await exposedSeriesNames()
 		exposed.add('up')
-		for (const { alert, expr } of await alertRules()) {
+		for (const { alert, expr } of await alertRules(ALERTS_FILE)) {
 			const names = metricNames(expr)
 			expect({ alert, found: names.length > 0 }).toEqual({ alert, found: true })
 			expect({ alert, unknown: names.filter((n) => !exposed.has(n)) }).toEqual({ alert, unknown: [] })
@@ -877,7 +601,7 @@ describe('deploy/prometheus, checked by promtool', () => {
 	toolTest(
 		'prometheus.yml: promtool check config passes in the layout compose mounts, token file on the tmpfs',
 		async () => {
-			const services = await composeConfigOk(filledEnvExample, 'monitoring')
+			const services = await compose.services(filledEnvExample, 'monitoring')
 			const prometheus = service(services, 'prometheus')
 			const etc = join(scratch, 'etc-prometheus')
 			const inside = (target: string) => join(etc, relative('/etc/prometheus', target))
@@ -926,32 +650,8 @@ describe('deploy/prometheus, checked by promtool', () => {
 
 // ---- Grafana ----------------------------------------------------------------------------
 
-interface DashboardQuery {
-	readonly panel: string
-	readonly expr: string
-}
-
 async function dashboard(): Promise<Dict> {
 	return dict(await Bun.file(repoPath('deploy/grafana/dashboards/download-gate.json')).json(), 'dashboard')
-}
-
-/** Every PromQL query of the dashboard: panel targets and template variable queries. */
-function dashboardQueries(board: Dict): DashboardQuery[] {
-	const panels = list(board.panels, 'panels').map((p, i) => dict(p, `panels[${i}]`))
-	const fromPanels = panels.flatMap((p) =>
-		list(p.targets, 'targets').map((t) => ({
-			panel: str(p.title, 'title'),
-			expr: str(dict(t, 'target').expr, 'expr'),
-		})),
-	)
-	const variables = list(dict(board.templating, 'templating').list, 'templating.list').map((v) => dict(v, 'variable'))
-	const fromVariables = variables.map((v) => {
-		const query = str(dict(v.query, 'variable query').query, 'query')
-		// label_values(metric, label): the metric is the selector.
-		const metric = /^label_values\(([^,]+),\s*\w+\)$/.exec(query)?.[1]
-		return { panel: `$${str(v.name, 'name')}`, expr: metric ?? query }
-	})
-	return [...fromPanels, ...fromVariables]
 }
 
 /** A dashboard query as Prometheus would receive it once Grafana filled in its variables. */
@@ -1018,7 +718,7 @@ describe('deploy/grafana', () => {
 			const [datasource] = datasources
 			expect(datasource).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090', uid: 'prometheus' })
 
-			const services = await composeConfigOk(filledEnvExample, 'monitoring')
+			const services = await compose.services(filledEnvExample, 'monitoring')
 			expect(ports(service(services, 'prometheus')).some((p) => p.endsWith(':9090'))).toBe(true)
 			const grafana = service(services, 'grafana')
 			const providers = list(

@@ -1,6 +1,6 @@
 import { expect, test } from 'bun:test'
 import { createLogger } from '../src/log'
-import { assertNoInternalErrors } from './helpers'
+import { assertNoInternalErrors } from './support/helpers'
 
 test('fields named like secrets are masked, on a child logger too; other fields are kept', () => {
 	const lines: string[] = []

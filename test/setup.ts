@@ -1,5 +1,5 @@
 import { afterAll } from 'bun:test'
-import { type RedisServer, startRedisServer } from './redis-server'
+import { type RedisServer, startRedisServer } from './support/redis-server'
 
 // One real redis-server for the whole run (or the one REDIS_URL names).
 // Fault tests start their own, so stopping it never disturbs other tests.

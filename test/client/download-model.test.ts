@@ -1,4 +1,4 @@
-// downloadToFile against a small in-process model of the download route (SPEC §3.2), with faults at random moments.
+// downloadToFile against a small in-process model of the download route (docs/contract.md §3.2), with faults at random moments.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bearer, downloadPath, makeTestApp, serviceEnv, type TestApp } from '../helpers'
-import { type ServerProcess, startServerProcess } from '../server-process'
-import { downloadClaims, expectError, expectRawError, firstResponse, forge, nowS, pollUntil, sendRaw } from './helpers'
+import { bearer, downloadPath, makeTestApp, serviceEnv, type TestApp } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import { type ServerProcess, startServerProcess } from '../support/server-process'
+import { downloadClaims, expectError, expectRawError, firstResponse, forge, nowS, sendRaw } from './helpers'
 
 // Anonymous input is bounded: a download token over 4 KiB is refused before
 // it is parsed, a revoke body over the limit is 413, and a flood of junk

@@ -3,21 +3,13 @@ import { linkSync, statSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
+import { openDescriptors } from '../support/descriptors'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
+import { pollUntil } from '../support/poll'
 import { patternBytes } from './churn'
-import {
-	type Churn,
-	expectError,
-	isPattern,
-	openFdsInside,
-	pollUntil,
-	rawGet,
-	readBody,
-	sendRaw,
-	startChurn,
-} from './helpers'
+import { type Churn, expectError, isPattern, rawGet, readBody, sendRaw, startChurn } from './helpers'
 
-// SPEC §3.2 "What was checked is what is sent": the file is opened once at
+// docs/contract.md §3.2 "What was checked is what is sent": the file is opened once at
 // the check and the body comes from that handle. These tests change the file
 // from another process while downloads run, and count the server's open files.
 
@@ -233,7 +225,7 @@ describe('a file that grows under its downloads', () => {
 			const allowance = Math.min(size, 8 * MiB)
 			const bound = maxUses * size + allowance
 			const paid = maxUses * size - left
-			// SPEC §3.2: never more than N × size (at issuance) + the allowance, and nothing sent that was not paid for.
+			// docs/contract.md §3.2: never more than N × size (at issuance) + the allowance, and nothing sent that was not paid for.
 			expect({ file, overBudget: Math.max(0, (served[file] ?? 0) - bound) }).toEqual({ file, overBudget: 0 })
 			expect({ file, unpaid: Math.max(0, (served[file] ?? 0) - paid) }).toEqual({ file, unpaid: 0 })
 		}
@@ -279,7 +271,7 @@ describe('file handles', () => {
 		// A body too large to sit in socket buffers, so an abort really lands mid-body.
 		writeFileSync(join(t.storageDir, '123', 'fd-huge.bin'), new Uint8Array(big))
 		await t.putFile('123', 'fd-small.bin', 'small')
-		const before = openFdsInside(t.storageDir)
+		const before = openDescriptors(t.storageDir)
 		const unlimited = (await t.issue('123', 'fd-big.bin')).token
 		const budgeted = (await t.issue('123', 'fd-big.bin', '?max_uses=100000')).token
 		const hugeUnlimited = (await t.issue('123', 'fd-huge.bin')).token
@@ -314,7 +306,7 @@ describe('file handles', () => {
 			}
 		}
 		const after = await pollUntil(
-			() => openFdsInside(t.storageDir),
+			() => openDescriptors(t.storageDir),
 			(open) => open.length <= before.length,
 			3000,
 		)

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import * as contentDisposition from 'content-disposition'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 import { expectRaw4xxJson, firstResponse, rawGet, sendRaw } from './helpers'
 
-// SPEC §3.2: Content-Disposition: attachment; filename="<ASCII fallback>";
+// docs/contract.md §3.2: Content-Disposition: attachment; filename="<ASCII fallback>";
 // filename*=UTF-8''<percent-encoded>. A hostile name must not break out of
 // the header (no CR/LF, ASCII only) and a standard parser must read back
 // exactly the stored name. Names that cannot be a file (CR, LF, NUL, \, /)

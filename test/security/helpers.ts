@@ -1,24 +1,21 @@
 import { expect } from 'bun:test'
 import { createHmac } from 'node:crypto'
-import { readdirSync, readlinkSync, realpathSync } from 'node:fs'
 import { SignJWT } from 'jose'
 import { keyIdFor } from '../../src/modules/tokens/download-token'
-import { TEST_SECRET } from '../helpers'
-
-export { pollUntil } from '../helpers'
-
+import { TEST_SECRET } from '../support/helpers'
 import { patternByte } from './churn'
 
 // Shared tools of the adversarial suite: a raw HTTP/1.1 client that sends
 // bytes exactly as written and parses what comes back itself, token forgery,
-// error-shape checks, open-fd counting and bounded waits.
+// error-shape checks and bounded reads (open descriptors: ../support/descriptors,
+// polling: ../support/poll).
 
 export type ErrorBody = { error: string; message: string }
 
 export const SECRET_KEY = new TextEncoder().encode(TEST_SECRET)
 export const TEST_KID = keyIdFor(TEST_SECRET)
 
-/** Every error body of SPEC §3: JSON with exactly a string `error` and a non-empty string `message`. */
+/** Every error body of docs/contract.md §3: JSON with exactly a string `error` and a non-empty string `message`. */
 export function expectErrorShape(body: unknown): ErrorBody {
 	expect(body).toEqual({ error: expect.any(String), message: expect.any(String) })
 	const shaped = body as ErrorBody
@@ -448,21 +445,6 @@ export function handSigned(
 
 // ---------------------------------------------------------------------------
 // Processes, files and time
-
-/** Open file descriptors of this process whose target lies inside `dir` (symlinks of `dir` resolved). */
-export function openFdsInside(dir: string): string[] {
-	const root = `${realpathSync(dir)}/`
-	const out: string[] = []
-	for (const fd of readdirSync('/proc/self/fd')) {
-		try {
-			const target = readlinkSync(`/proc/self/fd/${fd}`)
-			if (target.startsWith(root)) out.push(target)
-		} catch {
-			// The fd closed between listing and reading.
-		}
-	}
-	return out
-}
 
 /** Rejects after `ms`, so no await in a test can hang past its budget. */
 export async function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {

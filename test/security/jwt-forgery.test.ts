@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { generateKeyPair, SignJWT } from 'jose'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 import { downloadClaims, expectError, forge, handSigned, nowS, SECRET_KEY, TEST_KID } from './helpers'
 
-// SPEC §3.2 check 2: signature valid with an accepted key, alg HS256,
+// docs/contract.md §3.2 check 2: signature valid with an accepted key, alg HS256,
 // well-formed → else 401 invalid_token; token_expired only for an authentic
 // expired token. Every forgery below carries the jti of a live record, so the
 // signature check is the only thing standing between it and the file.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { makeTestApp, type TestApp } from '../helpers'
+import { makeTestApp, type TestApp } from '../support/helpers'
 import {
 	expectClientError,
 	expectOneOf,
@@ -12,7 +12,7 @@ import {
 	sendRaw,
 } from './helpers'
 
-// SPEC §3: "No request, however malformed (no Host, a bad Host, an oversized
+// docs/contract.md §3: "No request, however malformed (no Host, a bad Host, an oversized
 // token or body), gets a 5xx other than 503 store_unavailable", every error
 // body is { error, message }, and every response carries X-Request-Id.
 // Requests go out on raw sockets, so nothing normalises the bytes.

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
-import { makeTestApp, type TestApp } from '../helpers'
+import { makeTestApp, type TestApp } from '../support/helpers'
 import {
 	downloadClaims,
 	expectClientError,
@@ -17,7 +17,7 @@ import {
 	sendRaw,
 } from './helpers'
 
-// SPEC §3.1/§3.2: names are single segments validated before any lookup, and
+// docs/contract.md §3.1/§3.2: names are single segments validated before any lookup, and
 // nothing outside <STORAGE_DIR>/<user_id>/ is ever served. Every route with a
 // path parameter gets the same hostile bytes on a raw socket (so no client
 // normalises them); every answer must be a JSON 4xx carrying none of the files

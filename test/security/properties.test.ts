@@ -6,7 +6,7 @@ import { contentDisposition } from '../../src/http/content-disposition'
 import { filenameProblem, userIdProblem } from '../../src/storage/names'
 
 // Pure parsers and encoders against small reference models written from the
-// contracts (SPEC §3.1, RFC 6266/8187, RFC 9110 §14.1.2). A failure prints
+// contracts (docs/contract.md §3.1, RFC 6266/8187, RFC 9110 §14.1.2). A failure prints
 // fast-check's shrunk counter-example: the exact input the code and the
 // contract disagree on.
 
@@ -20,7 +20,7 @@ const visible = (s: string) =>
 	})
 
 // ---------------------------------------------------------------------------
-// SPEC §3.1 names
+// docs/contract.md §3.1 names
 
 /** user_id: 1–128 of [A-Za-z0-9_.@-]; "." and ".." would name the storage root or its parent. */
 function userIdModel(id: string): boolean {
@@ -66,7 +66,7 @@ const filenameArb = fc.oneof(
 		.map(([ch, n, tail]) => ch.repeat(n) + tail),
 )
 
-describe('userIdProblem and filenameProblem agree with the SPEC §3.1 model', () => {
+describe('userIdProblem and filenameProblem agree with the docs/contract.md §3.1 model', () => {
 	test('userIdProblem(id) is null exactly when the model accepts id', () => {
 		fc.assert(
 			fc.property(userIdArb, (id) => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 import { patternBytes } from './churn'
 import { expectError, firstResponse, rawGet, sendRaw } from './helpers'
 

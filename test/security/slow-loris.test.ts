@@ -3,9 +3,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Socket } from 'bun'
-import { bearer, randomBytesOf, serviceEnv, sha256 } from '../helpers'
-import { type ServerProcess, startServerProcess } from '../server-process'
-import { pollUntil } from './helpers'
+import { bearer, randomBytesOf, serviceEnv, sha256 } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import { type ServerProcess, startServerProcess } from '../support/server-process'
 
 // Slow-loris: many connections that dribble their headers one byte a second
 // must not hold up anyone else. The service runs as deployed (its own

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { makeTestApp, type TestApp } from '../helpers'
+import { makeTestApp, type TestApp } from '../support/helpers'
 import { expectClientError, sendRaw } from './helpers'
 
 // Request smuggling: a second request hidden inside the body of the first,

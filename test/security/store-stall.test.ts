@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp } from '../helpers'
-import { type RedisServer, startRedisServer } from '../redis-server'
-import { expectError, pollUntil } from './helpers'
+import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import { type RedisServer, startRedisServer } from '../support/redis-server'
+import { expectError } from './helpers'
 
-// SPEC §3.2: "A request answered with an error is never charged, even when the
+// docs/contract.md §3.2: "A request answered with an error is never charged, even when the
 // store executes a reservation after the service gave up waiting for it (a
 // stalled Redis)", and "never serve a file without the store check".
 // A SIGSTOPped redis-server keeps its sockets open: the command is written,
@@ -57,7 +58,7 @@ describe('a stalled or dead Redis never charges an error and never lets a byte t
 			redis.resume()
 		}
 		// The reservation sent before the timeout runs now, if it was going to; a compensation
-		// (SPEC: "compensated idempotently") may follow it, within the service's retry backoff.
+		// (docs/contract.md §3.2: "compensated idempotently") may follow it, within the service's retry backoff.
 		expect(await pollUntil(storeAnswers, Boolean, 5000)).toBe(true)
 		expect(
 			await pollUntil(

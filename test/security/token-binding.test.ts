@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 import { downloadClaims, expectError, expectOneOf, forge, nowS } from './helpers'
 
-// SPEC §3.2 check 5: the jti record "names the same user and file as the
+// docs/contract.md §3.2 check 5: the jti record "names the same user and file as the
 // claims", else 401 (invalid_token when it names another file). These tokens
 // are validly signed (as if the key had leaked, or a bug minted them): only
 // the record stands between them and the file.

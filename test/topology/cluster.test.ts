@@ -3,13 +3,13 @@ import { Cluster } from 'ioredis'
 import { loadConfig } from '../../src/config'
 import { createRedisClient, waitReady } from '../../src/store/connect'
 import { createRedisTokenStore } from '../../src/store/redis'
-import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../helpers'
 import { storeContract } from '../store-contract'
+import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../support/helpers'
 import { productionClient, type RedisCluster, startCluster, waitPrimary } from './fixtures'
 import { serviceOn, serviceScenarios, type Topology } from './scenarios'
 
 // A real Redis Cluster on loopback, 3 primaries + 3 replicas with
-// cluster-node-timeout 1000 ms: SPEC §4 says the service works on it
+// cluster-node-timeout 1000 ms: docs/contract.md §4 says the service works on it
 // unchanged (every script touches one {user_id} slot) and follows its
 // failovers, whether the primary died or hangs, and whatever
 // cluster-require-full-coverage says.

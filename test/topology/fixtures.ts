@@ -2,153 +2,25 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Socket as BunSocket, Subprocess } from 'bun'
+import type { Socket as BunSocket } from 'bun'
 import type { Cluster, Redis } from 'ioredis'
 import { type Env, loadConfig } from '../../src/config'
 import { createRedisClient, waitReady } from '../../src/store/connect'
-import { tracked } from '../child-processes'
-import { TEST_SECRET } from '../helpers'
-import { freePort } from '../redis-server'
-import { type Access, infoFields, pairs, parse, query, type Reply } from './resp'
+import { TEST_SECRET } from '../support/helpers'
+import { waitFor } from '../support/poll'
+import { freePort, type RedisServer, startRedisServer } from '../support/redis-server'
+import { type Access, infoFields, pairs, parse, type Reply } from '../support/resp'
 
 // Fault fixtures for the topology suites: a real Redis Cluster (3 primaries +
 // 3 replicas) and a real Sentinel group (primary + replica + 3 sentinels), all
-// `redis-server` children on free loopback ports. Every wait is bounded and
-// throws with what it last saw; every process is stopped by `stop()`, and
-// SIGKILLed when the test process exits without it.
+// `redis-server` children on free loopback ports (../support/redis-server).
+// Every wait is bounded and throws with what it last saw; every process is
+// stopped by `stop()`, and SIGKILLed when the test process exits without it.
 
 const HOST = '127.0.0.1'
 
-/**
- * Polls `probe` every `intervalMs` until it returns a value (not undefined),
- * failing after `timeoutMs` with `what` and the last reason `probe` gave.
- */
-export async function waitFor<T>(
-	what: string,
-	timeoutMs: number,
-	probe: () => Promise<T | string>,
-	intervalMs = 50,
-): Promise<T> {
-	const deadline = Date.now() + timeoutMs
-	let last = 'never probed'
-	for (;;) {
-		try {
-			const result = await probe()
-			if (typeof result !== 'string') return result
-			last = result
-		} catch (err) {
-			last = err instanceof Error ? err.message : String(err)
-		}
-		if (Date.now() >= deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms (last: ${last})`)
-		await Bun.sleep(intervalMs)
-	}
-}
-
-/** One `redis-server` (data node or sentinel) the fixture owns. */
-export interface RedisProcess {
-	readonly port: number
-	/** `127.0.0.1:<port>`, as Redis announces it. */
-	readonly address: string
-	readonly access: Access
-	readonly running: boolean
-	readonly paused: boolean
-	/** (Re)starts the process; `extraArgs` are appended to its arguments for this start only. */
-	start(extraArgs?: readonly string[]): Promise<void>
-	/** SIGCONT + SIGTERM, then SIGKILL if it has not exited within 3 s. */
-	stop(): Promise<void>
-	/** SIGKILL: a crash, sockets reset by the kernel. */
-	kill(): Promise<void>
-	/** SIGSTOP: a hung VM or a partition, sockets stay open and nothing answers. */
-	pause(): void
-	/** SIGCONT. */
-	resume(): void
-	/** One command on a fresh connection (see `query`). */
-	query(args: readonly (string | number)[], timeoutMs?: number): Promise<Reply>
-	/** The last lines of its log, for loud failures. */
-	logTail(lines?: number): Promise<string>
-}
-
-interface ProcessSpec {
-	readonly port: number
-	readonly dir: string
-	/** Arguments after `redis-server` (a config file path, or `--option value` pairs). */
-	readonly args: readonly string[]
-	readonly access: Access
-}
-
-async function spawnRedis(spec: ProcessSpec): Promise<RedisProcess> {
-	let child: Subprocess | null = null
-	let paused = false
-	const log = join(spec.dir, `${spec.port}.log`)
-	const node: RedisProcess = {
-		port: spec.port,
-		address: `${HOST}:${spec.port}`,
-		access: spec.access,
-		get running() {
-			return child !== null
-		},
-		get paused() {
-			return paused
-		},
-		async start(extraArgs = []) {
-			if (child) throw new Error(`redis ${spec.port} is already running`)
-			const proc = Bun.spawn(['redis-server', ...spec.args, '--logfile', log, ...extraArgs], {
-				stdout: 'ignore',
-				stderr: 'inherit',
-			})
-			child = proc
-			paused = false
-			tracked(proc)
-			await waitFor(`redis ${spec.port} answering PING`, 10_000, async () => {
-				if (proc.exitCode !== null)
-					throw new Error(`redis ${spec.port} exited with ${proc.exitCode}:\n${await node.logTail()}`)
-				const reply = await query(spec.access, ['PING'], 300)
-				return reply === 'PONG' ? true : `PING answered ${String(reply)}`
-			}).catch(async (err: unknown) => {
-				await node.kill()
-				throw err
-			})
-		},
-		async stop() {
-			const proc = child
-			child = null
-			paused = false
-			if (!proc) return
-			proc.kill('SIGCONT')
-			proc.kill('SIGTERM')
-			const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(3000).then(() => false)])
-			if (!exited) {
-				proc.kill('SIGKILL')
-				await proc.exited
-			}
-		},
-		async kill() {
-			const proc = child
-			child = null
-			paused = false
-			if (!proc) return
-			proc.kill('SIGKILL')
-			await proc.exited
-		},
-		pause() {
-			if (!child) throw new Error(`redis ${spec.port} is not running`)
-			child.kill('SIGSTOP')
-			paused = true
-		},
-		resume() {
-			if (!child) throw new Error(`redis ${spec.port} is not running`)
-			child.kill('SIGCONT')
-			paused = false
-		},
-		query: (args, timeoutMs) => query(spec.access, args, timeoutMs),
-		async logTail(lines = 30) {
-			const text = await readFile(log, 'utf8').catch(() => '(no log)')
-			return text.trimEnd().split('\n').slice(-lines).join('\n')
-		},
-	}
-	await node.start()
-	return node
-}
+// How long a topology node may take to answer its first PING (a loaded 2-core machine, TLS).
+const NODE_START_MS = 10_000
 
 /** `count` distinct free loopback ports, none of them in `taken`. */
 function freePorts(count: number, taken: readonly number[] = []): number[] {
@@ -168,29 +40,13 @@ export interface Security {
 	readonly user?: { readonly name: string; readonly password: string }
 }
 
-/** Options common to data nodes: no persistence, immediate full syncs (no 5 s diskless delay). */
-function dataNodeArgs(port: number, dir: string, security: Security): string[] {
-	const args = [
-		'--bind',
-		HOST,
-		'--dir',
-		dir,
-		'--save',
-		'',
-		'--appendonly',
-		'no',
-		'--repl-diskless-sync-delay',
-		'0',
-		'--dbfilename',
-		`dump-${port}.rdb`,
-	]
+/** TLS certificates and the ACL user of a data node (a primary or replica, in a cluster or under sentinels). */
+function dataNodeArgs(port: number, security: Security): string[] {
+	// Immediate full syncs (no 5 s diskless delay); the dump a replica may write stays in its own file.
+	const args = ['--repl-diskless-sync-delay', '0', '--dbfilename', `dump-${port}.rdb`]
 	const { tls, user } = security
 	if (tls)
 		args.push(
-			'--port',
-			'0',
-			'--tls-port',
-			String(port),
 			'--tls-cert-file',
 			tls.certFile,
 			'--tls-key-file',
@@ -205,7 +61,6 @@ function dataNodeArgs(port: number, dir: string, security: Security): string[] {
 			'--tls-cluster',
 			'yes',
 		)
-	else args.push('--port', String(port))
 	if (user)
 		args.push(
 			'--user',
@@ -226,17 +81,26 @@ function dataNodeArgs(port: number, dir: string, security: Security): string[] {
 	return args
 }
 
-function dataAccess(port: number, security: Security): Access {
-	return {
-		host: HOST,
+/**
+ * Starts a data node in `dir` (nothing persisted), reached with the TLS CA and
+ * ACL user of `security`; `args` follow the data node's own.
+ */
+function startDataNode(port: number, dir: string, security: Security, args: readonly string[]): Promise<RedisServer> {
+	return startRedisServer({
 		port,
-		...(security.tls ? { ca: security.tls.ca } : {}),
-		...(security.user ? { auth: [security.user.name, security.user.password] as const } : {}),
-	}
+		dataDir: dir,
+		persist: false,
+		access: {
+			...(security.tls ? { ca: security.tls.ca } : {}),
+			...(security.user ? { auth: [security.user.name, security.user.password] as const } : {}),
+		},
+		args: [...dataNodeArgs(port, security), ...args],
+		startTimeoutMs: NODE_START_MS,
+	})
 }
 
 /** Role of a node as it reports it itself (ROLE). */
-export async function roleOf(node: RedisProcess, timeoutMs = 300): Promise<string> {
+export async function roleOf(node: RedisServer, timeoutMs = 300): Promise<string> {
 	const reply = await node.query(['ROLE'], timeoutMs)
 	return Array.isArray(reply) ? String(reply[0]) : String(reply)
 }
@@ -254,19 +118,19 @@ export interface ClusterNodeView {
 
 /** A running Redis Cluster the test owns. */
 export interface RedisCluster {
-	readonly nodes: readonly RedisProcess[]
+	readonly nodes: readonly RedisServer[]
 	/** `REDIS_CLUSTER_NODES` for the service. */
 	readonly seeds: string
 	/** The node announced at `address`. */
-	node(address: string): RedisProcess
+	node(address: string): RedisServer
 	/** CLUSTER NODES as seen by `from` (default: the first node that is running and not paused). */
-	view(from?: RedisProcess): Promise<ClusterNodeView[]>
+	view(from?: RedisServer): Promise<ClusterNodeView[]>
 	/** The hash slot of `key`. */
 	slotOf(key: string): Promise<number>
 	/** The primary serving `slot`, as a healthy node sees it. */
-	primaryOf(slot: number): Promise<RedisProcess>
+	primaryOf(slot: number): Promise<RedisServer>
 	/** A replica of `primary`. */
-	replicaOf(primary: RedisProcess): Promise<RedisProcess>
+	replicaOf(primary: RedisServer): Promise<RedisServer>
 	/** `cluster-require-full-coverage` on every running node. */
 	setFullCoverage(on: boolean): Promise<void>
 	/** Waits until every node runs, agrees the cluster is ok, and every primary has its replicas in sync. */
@@ -331,7 +195,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
 	const ports = freePorts(primaries * (1 + replicas))
 	// The bus port defaults to port + 10000: past 65535 for high ephemeral ports, and 10000 for all with TLS (port 0).
 	const busPorts = freePorts(ports.length, ports)
-	const nodes: RedisProcess[] = []
+	const nodes: RedisServer[] = []
 	const cluster: RedisCluster = {
 		nodes,
 		seeds: ports.map((p) => `${HOST}:${p}`).join(','),
@@ -407,26 +271,20 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
 	try {
 		for (const [i, port] of ports.entries())
 			nodes.push(
-				await spawnRedis({
-					port,
-					dir,
-					access: dataAccess(port, security),
-					args: [
-						...dataNodeArgs(port, dir, security),
-						'--cluster-enabled',
-						'yes',
-						'--cluster-config-file',
-						join(dir, `nodes-${port}.conf`),
-						'--cluster-port',
-						String(busPorts[i]),
-						'--cluster-node-timeout',
-						String(options.nodeTimeoutMs ?? 1000),
-						// A replica may always take over, however long its primary was silent.
-						'--cluster-replica-validity-factor',
-						'0',
-						...(options.nodeArgs?.(i, port) ?? []),
-					],
-				}),
+				await startDataNode(port, dir, security, [
+					'--cluster-enabled',
+					'yes',
+					'--cluster-config-file',
+					join(dir, `nodes-${port}.conf`),
+					'--cluster-port',
+					String(busPorts[i]),
+					'--cluster-node-timeout',
+					String(options.nodeTimeoutMs ?? 1000),
+					// A replica may always take over, however long its primary was silent.
+					'--cluster-replica-validity-factor',
+					'0',
+					...(options.nodeArgs?.(i, port) ?? []),
+				]),
 			)
 		const cli = ['redis-cli']
 		if (security.tls) cli.push('--tls', '--cacert', security.tls.caFile)
@@ -455,7 +313,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
 }
 
 /** Waits until `node` reports itself primary (ROLE master); returns when it did (ms epoch). */
-export async function waitPrimary(node: RedisProcess, timeoutMs: number): Promise<number> {
+export async function waitPrimary(node: RedisServer, timeoutMs: number): Promise<number> {
 	return waitFor(
 		`${node.address} promoted to primary`,
 		timeoutMs,
@@ -470,18 +328,18 @@ export async function waitPrimary(node: RedisProcess, timeoutMs: number): Promis
 export interface SentinelGroup {
 	readonly name: string
 	/** The two data nodes (the first starts as primary). */
-	readonly data: readonly RedisProcess[]
-	readonly sentinels: readonly RedisProcess[]
+	readonly data: readonly RedisServer[]
+	readonly sentinels: readonly RedisServer[]
 	/** `REDIS_SENTINELS` and `REDIS_SENTINEL_NAME` for the service. */
 	readonly env: { readonly REDIS_SENTINELS: string; readonly REDIS_SENTINEL_NAME: string }
 	/** The primary as the sentinels report it (they must agree). */
-	primary(): Promise<RedisProcess>
+	primary(): Promise<RedisServer>
 	/** The data node that is not `primary`. */
-	other(primary: RedisProcess): RedisProcess
+	other(primary: RedisServer): RedisServer
 	/** Waits until the first sentinel reports a primary other than `from`; returns when (ms epoch) and which. */
-	waitSwitch(from: RedisProcess, timeoutMs: number): Promise<{ at: number; to: RedisProcess }>
+	waitSwitch(from: RedisServer, timeoutMs: number): Promise<{ at: number; to: RedisServer }>
 	/** Restarts a stopped data node as a replica of `primary` (as an operator would after a crash). */
-	restartAsReplica(node: RedisProcess, primary: RedisProcess): Promise<void>
+	restartAsReplica(node: RedisServer, primary: RedisServer): Promise<void>
 	/** Waits until both data nodes run, replicate, and every sentinel agrees and sees the others and the replica. */
 	waitHealthy(timeoutMs?: number): Promise<void>
 	/**
@@ -519,15 +377,13 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 	const security = options.security ?? {}
 	const dir = await mkdtemp(join(tmpdir(), 'dlg-sentinel-'))
 	const [dataPorts, sentinelPorts] = ((all) => [all.slice(0, 2), all.slice(2)])(freePorts(2 + (options.sentinels ?? 3)))
-	const data: RedisProcess[] = []
-	const sentinels: RedisProcess[] = []
+	const data: RedisServer[] = []
+	const sentinels: RedisServer[] = []
 	const [firstPort = 0] = dataPorts
-	const sentinelAccess = (port: number): Access => ({
-		host: HOST,
-		port,
+	const sentinelAccess: Omit<Access, 'host' | 'port'> = {
 		...(security.tls ? { ca: security.tls.ca } : {}),
 		...(options.sentinelPassword ? { auth: [options.sentinelPassword] as const } : {}),
-	})
+	}
 
 	/** Each sentinel's primary: `ip:port epoch N flags`. */
 	const sentinelViews = () =>
@@ -537,7 +393,7 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 				return `${m.get('ip')}:${m.get('port')} epoch ${m.get('config-epoch')} ${m.get('flags')}`
 			}),
 		)
-	const masterAddr = async (s: RedisProcess): Promise<string> => {
+	const masterAddr = async (s: RedisServer): Promise<string> => {
 		const reply = await s.query(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name], 300)
 		return Array.isArray(reply) ? `${reply[0]}:${reply[1]}` : 'none'
 	}
@@ -627,19 +483,11 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 	}
 	try {
 		for (const [i, port] of dataPorts.entries())
-			data.push(
-				await spawnRedis({
-					port,
-					dir,
-					access: dataAccess(port, security),
-					args: [...dataNodeArgs(port, dir, security), ...(i > 0 ? ['--replicaof', HOST, String(firstPort)] : [])],
-				}),
-			)
+			data.push(await startDataNode(port, dir, security, i > 0 ? ['--replicaof', HOST, String(firstPort)] : []))
 		for (const port of sentinelPorts) {
 			const conf = join(dir, `sentinel-${port}.conf`)
+			// Port, TLS port, bind address and dir come from startRedisServer.
 			const lines = [
-				`bind ${HOST}`,
-				`dir ${dir}`,
 				`sentinel monitor ${name} ${HOST} ${firstPort} 2`,
 				`sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
 				`sentinel failover-timeout ${name} ${failoverTimeoutMs}`,
@@ -647,15 +495,12 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 			]
 			if (security.tls)
 				lines.push(
-					'port 0',
-					`tls-port ${port}`,
 					`tls-cert-file ${security.tls.certFile}`,
 					`tls-key-file ${security.tls.keyFile}`,
 					`tls-ca-cert-file ${security.tls.caFile}`,
 					'tls-auth-clients no',
 					'tls-replication yes',
 				)
-			else lines.push(`port ${port}`)
 			if (security.user)
 				lines.push(
 					`sentinel auth-user ${name} ${security.user.name}`,
@@ -664,7 +509,16 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 			if (options.sentinelPassword)
 				lines.push(`requirepass ${options.sentinelPassword}`, `sentinel sentinel-pass ${options.sentinelPassword}`)
 			await writeFile(conf, `${lines.join('\n')}\n`)
-			sentinels.push(await spawnRedis({ port, dir, access: sentinelAccess(port), args: [conf, '--sentinel'] }))
+			sentinels.push(
+				await startRedisServer({
+					port,
+					configFile: conf,
+					sentinel: true,
+					dataDir: dir,
+					access: sentinelAccess,
+					startTimeoutMs: NODE_START_MS,
+				}),
+			)
 		}
 		await group.waitHealthy(30_000)
 		return group
@@ -684,7 +538,7 @@ export interface ScriptedSentinel {
 	/** `host:port`, for REDIS_SENTINELS. */
 	readonly address: string
 	/** From now on, name `node` as primary, at config epoch `epoch`. */
-	name(node: RedisProcess, epoch: number): void
+	name(node: RedisServer, epoch: number): void
 	/** Leaves GET-MASTER-ADDR-BY-NAME requests unanswered until `release` (a sentinel slow to answer). */
 	hold(): void
 	/** How many GET-MASTER-ADDR-BY-NAME requests are waiting for an answer. */
@@ -702,7 +556,7 @@ export interface ScriptedSentinel {
  * MASTER, SENTINELS, SUBSCRIBE) with what the test chose. It lets a test show
  * what the client does when the sentinels' answer is wrong or changes silently.
  */
-export function startScriptedSentinel(group: string, primary: RedisProcess): ScriptedSentinel {
+export function startScriptedSentinel(group: string, primary: RedisServer): ScriptedSentinel {
 	let named = primary
 	let epoch = 0
 	let holding = false
@@ -779,17 +633,12 @@ export function startScriptedSentinel(group: string, primary: RedisProcess): Scr
 
 /** A standalone `redis-server` (optionally a replica of `primaryOf`), with its own data dir. */
 export async function startRedis(
-	primaryOf?: RedisProcess,
+	primaryOf?: RedisServer,
 	security: Security = {},
-): Promise<RedisProcess & { dispose(): Promise<void> }> {
+): Promise<RedisServer & { dispose(): Promise<void> }> {
 	const dir = await mkdtemp(join(tmpdir(), 'dlg-redis-'))
 	const port = freePort()
-	const node = await spawnRedis({
-		port,
-		dir,
-		access: dataAccess(port, security),
-		args: [...dataNodeArgs(port, dir, security), ...(primaryOf ? ['--replicaof', HOST, String(primaryOf.port)] : [])],
-	})
+	const node = await startDataNode(port, dir, security, primaryOf ? ['--replicaof', HOST, String(primaryOf.port)] : [])
 	return Object.assign(node, {
 		async dispose() {
 			await node.stop()
@@ -869,7 +718,7 @@ export interface Forwarder {
 }
 
 /** Forwards every connection on a free loopback port to `target` (bytes as they are, TLS included). */
-export async function startForwarder(target: RedisProcess): Promise<Forwarder> {
+export async function startForwarder(target: RedisServer): Promise<Forwarder> {
 	let connections = 0
 	const sockets = new Set<Socket>()
 	const server = createServer((inbound) => {

@@ -1,4 +1,4 @@
-import { bearer, downloadPath, type TestApp } from '../helpers'
+import { bearer, downloadPath, type TestApp } from '../support/helpers'
 
 // Steady traffic through real service instances while a test breaks Redis,
 // recording every response so the test can judge availability (when did 200s

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Env } from '../../src/config'
-import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp, uniquePrefix } from '../helpers'
-import { type RedisProcess, waitFor } from './fixtures'
+import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp, uniquePrefix } from '../support/helpers'
+import { waitFor } from '../support/poll'
+import type { RedisServer } from '../support/redis-server'
+import { infoFields } from '../support/resp'
 import { lostWrites, recovery, startLoad } from './load'
-import { infoFields } from './resp'
 
 // The service-level guarantees every replicated topology must keep, written
 // once and run against Cluster and Sentinel alike (cluster.test.ts,
@@ -18,15 +19,15 @@ export interface Topology {
 	/** The variables that point the service at it. */
 	readonly env: Env
 	/** The primary holding `user`'s keys. */
-	primaryFor(user: string): Promise<RedisProcess>
+	primaryFor(user: string): Promise<RedisServer>
 	/** The replica that takes over from `primary`. */
-	replicaOf(primary: RedisProcess): Promise<RedisProcess>
+	replicaOf(primary: RedisServer): Promise<RedisServer>
 	/** Waits until Redis itself completed the failover from `from` to `to`; returns when (ms epoch). */
-	waitFailover(from: RedisProcess, to: RedisProcess, timeoutMs: number): Promise<number>
+	waitFailover(from: RedisServer, to: RedisServer, timeoutMs: number): Promise<number>
 	/** Brings a killed or paused former primary back as a replica of `primary`, and waits until all is healthy. */
-	restore(former: RedisProcess, primary: RedisProcess): Promise<void>
+	restore(former: RedisServer, primary: RedisServer): Promise<void>
 	/** Every primary, for memory figures. */
-	primaries(): Promise<RedisProcess[]>
+	primaries(): Promise<RedisServer[]>
 	/** What Redis itself says about its primaries right now, for a failure message. */
 	describe(): Promise<string>
 	/** Settings each failover test runs under (e.g. cluster-require-full-coverage yes and no). */

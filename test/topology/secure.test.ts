@@ -1,15 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Env } from '../../src/config'
-import { bearer, downloadPath, makeTestApp, type TestApp } from '../helpers'
-import {
-	type Forwarder,
-	makeCertificates,
-	type RedisProcess,
-	startCluster,
-	startForwarder,
-	startRedis,
-	startSentinels,
-} from './fixtures'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import type { RedisServer } from '../support/redis-server'
+import { type Forwarder, makeCertificates, startCluster, startForwarder, startRedis, startSentinels } from './fixtures'
 
 // A single Redis, Cluster and Sentinel as they are run in production: TLS only (no plain
 // port), the default user switched off in favour of an ACL user, sentinels
@@ -28,7 +22,7 @@ afterAll(async () => {
 })
 
 /** Forwarders for `nodes` and the REDIS_NAT_MAP sending each node's announced address through its own. */
-async function behindNat(nodes: readonly RedisProcess[]): Promise<{ forwarders: Forwarder[]; natMap: string }> {
+async function behindNat(nodes: readonly RedisServer[]): Promise<{ forwarders: Forwarder[]; natMap: string }> {
 	const forwarders = await Promise.all(nodes.map(startForwarder))
 	const natMap = nodes.map((n, i) => `${n.address}=${forwarders[i]?.address}`).join(',')
 	return { forwarders, natMap }
@@ -127,13 +121,14 @@ describe('TLS, ACL user and NAT map', () => {
 })
 
 /** CLIENT LIST of a sentinel once the service's watch has had time to ask it (bounded). */
-async function waitForClients(sentinel: RedisProcess): Promise<string[]> {
-	const deadline = Date.now() + 3000
-	for (;;) {
-		const lines = String(await sentinel.query(['CLIENT', 'LIST']))
-			.trim()
-			.split('\n')
-		if (lines.some((c) => c.includes('cmd=sentinel|master')) || Date.now() > deadline) return lines
-		await Bun.sleep(100)
-	}
+function waitForClients(sentinel: RedisServer): Promise<string[]> {
+	return pollUntil(
+		async () =>
+			String(await sentinel.query(['CLIENT', 'LIST']))
+				.trim()
+				.split('\n'),
+		(lines) => lines.some((c) => c.includes('cmd=sentinel|master')),
+		3000,
+		100,
+	)
 }

@@ -3,8 +3,9 @@ import { Redis } from 'ioredis'
 import { loadConfig } from '../../src/config'
 import { createRedisClient, waitReady } from '../../src/store/connect'
 import { createRedisTokenStore } from '../../src/store/redis'
-import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../helpers'
 import { storeContract } from '../store-contract'
+import { bearer, downloadPath, fakeClock, TEST_SECRET, uniquePrefix } from '../support/helpers'
+import { waitFor } from '../support/poll'
 import {
 	productionClient,
 	roleOf,
@@ -12,12 +13,11 @@ import {
 	startRedis,
 	startScriptedSentinel,
 	startSentinels,
-	waitFor,
 } from './fixtures'
 import { serviceOn, serviceScenarios, type Topology } from './scenarios'
 
 // A real primary + replica watched by 3 sentinels (down-after-milliseconds
-// 1000) on loopback: SPEC §4 says the service follows its failovers within
+// 1000) on loopback: docs/contract.md §4 says the service follows its failovers within
 // ~2 s of the sentinels completing them, whether the primary died or hangs,
 // and never writes to a demoted primary.
 

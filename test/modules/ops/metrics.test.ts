@@ -7,16 +7,16 @@ import {
 	bearer,
 	downloadPath,
 	makeTestApp,
-	pollUntil,
 	randomBytesOf,
 	serviceEnv,
 	TEST_SECRET,
 	type TestApp,
-} from '../helpers'
-import { startServerProcess } from '../server-process'
+} from '../../support/helpers'
+import { pollUntil } from '../../support/poll'
+import { startServerProcess } from '../../support/server-process'
 import { parseScrape, type Scrape } from './prometheus'
 
-// SPEC §3.4 /metrics: each counter moves by exactly what the requests did,
+// docs/contract.md §3.4 /metrics: each counter moves by exactly what the requests did,
 // read back through a real Prometheus text parser.
 
 const DOWNLOAD_ROUTE = '/api/download/:user_id/:filename'

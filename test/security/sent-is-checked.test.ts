@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, descriptorsInto, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp } from './helpers'
+import { openDescriptors } from '../support/descriptors'
+import { bearer, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp } from '../support/helpers'
 
 // Zero-copy bodies are Bun.file('/proc/self/fd/N') on the descriptor opened at
 // the check; that descriptor is closed one macrotask later, once Bun has opened
@@ -29,7 +30,7 @@ describe('what was checked is what is sent', () => {
 	afterAll(() => t.close())
 
 	test(`${FILES} files × ${ROUNDS} rounds in parallel: every body is its own file's, nothing stays open`, async () => {
-		const before = descriptorsInto(t.storageDir)
+		const before = openDescriptors(t.storageDir)
 		for (let round = 0; round < ROUNDS; round++) {
 			const results = await Promise.all(
 				[...tokens].map(async ([name, token]) => {
@@ -43,11 +44,11 @@ describe('what was checked is what is sent', () => {
 			}
 		}
 		await Bun.sleep(50)
-		expect(descriptorsInto(t.storageDir)).toBe(before)
+		expect(openDescriptors(t.storageDir)).toEqual(before)
 	})
 
 	test('HEAD, 304, 416, refusals and aborted bodies leave no descriptor open', async () => {
-		const before = descriptorsInto(t.storageDir)
+		const before = openDescriptors(t.storageDir)
 		const [name, token] = [...tokens][FILES - 1] ?? ['', '']
 		const path = downloadPath('u', name)
 		const etag = (await t.request(path, { method: 'HEAD', headers: bearer(token) })).headers.get('etag') ?? ''
@@ -67,6 +68,6 @@ describe('what was checked is what is sent', () => {
 			aborter.abort()
 		}
 		await Bun.sleep(100)
-		expect(descriptorsInto(t.storageDir)).toBe(before)
+		expect(openDescriptors(t.storageDir)).toEqual(before)
 	})
 })

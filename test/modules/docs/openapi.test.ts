@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import pkg from '../package.json' with { type: 'json' }
-import { API_KEY, makeTestApp, type TestApp } from './helpers'
+import pkg from '../../../package.json' with { type: 'json' }
+import { API_KEY, makeTestApp, type TestApp } from '../../support/helpers'
 
 type Json = Record<string, unknown>
 type Operation = {
@@ -13,7 +13,7 @@ type Operation = {
 	responses: Record<string, { description: string; content?: Record<string, { schema: Json }> }>
 }
 
-// Every route of SPEC §3 and the statuses each must document.
+// Every route of docs/contract.md §3 and the statuses each must document.
 const ROUTES: [string, string, string[]][] = [
 	['get', '/api/get-download-token/{user_id}/{filename}', ['200', '400', '401', '403', '404', '429', '503']],
 	['get', '/api/download/{user_id}/{filename}', ['200', '206', '304', '400', '401', '403', '404', '416', '429', '503']],
@@ -107,7 +107,7 @@ describe('the OpenAPI document', () => {
 		expect(op('post', '/api/tokens/revoke').security).toEqual([])
 	})
 
-	test('every stable error code of SPEC §3 is documented with an example', () => {
+	test('every stable error code of docs/contract.md §3 is documented with an example', () => {
 		const codes = new Set<string>()
 		for (const item of Object.values(doc.paths))
 			for (const operation of Object.values(item))

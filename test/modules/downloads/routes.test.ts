@@ -3,8 +3,16 @@ import { mkdir, rm, symlink, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
-import { keyIdFor } from '../src/modules/tokens/download-token'
-import { bearer, downloadPath, makeTestApp, randomBytesOf, type StoreKind, TEST_SECRET, type TestApp } from './helpers'
+import { keyIdFor } from '../../../src/modules/tokens/download-token'
+import {
+	bearer,
+	downloadPath,
+	makeTestApp,
+	randomBytesOf,
+	type StoreKind,
+	TEST_SECRET,
+	type TestApp,
+} from '../../support/helpers'
 
 type ErrorBody = { error: string; message: string }
 
@@ -214,7 +222,7 @@ describe.each<StoreKind>(['redis', 'memory'])('GET/HEAD /api/download (%s store)
 	})
 
 	describe('the response', () => {
-		test('200 carries every header of SPEC §3.2 and the exact bytes', async () => {
+		test('200 carries every header of docs/contract.md §3.2 and the exact bytes', async () => {
 			const { token } = await t.issue('123', 'myvideo.mp4')
 			const res = await get(token)
 			expect(res.status).toBe(200)

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdir, mkdtemp, readdir, readlink, rm, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { countedStream } from '../src/http/file-stream'
-import { createDiskStorage } from '../src/storage/disk'
-import type { CheckedFile } from '../src/storage/types'
-import { randomBytesOf } from './helpers'
+import { countedStream } from '../../src/http/file-stream'
+import { createDiskStorage } from '../../src/storage/disk'
+import type { CheckedFile } from '../../src/storage/types'
+import { openDescriptors } from '../support/descriptors'
+import { randomBytesOf } from '../support/helpers'
 
 // The counted stream behind budgeted downloads, reading the file storage
 // opened at the check. Every way a body can end reports it once, so its owner
@@ -15,15 +16,6 @@ let dir: string
 let path: string
 let data: Uint8Array<ArrayBuffer>
 const SIZE = 1024 * 1024 + 17
-
-async function openDescriptorsOf(file: string): Promise<number> {
-	let n = 0
-	for (const fd of await readdir('/proc/self/fd')) {
-		const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
-		if (target === file) n++
-	}
-	return n
-}
 
 /** Opens `name` through storage, as the download route does. */
 function opened(name = 'v.mp4'): CheckedFile {
@@ -64,7 +56,7 @@ describe('countedStream over a checked file', () => {
 		expect(body).toEqual(data.slice(100, SIZE - 5))
 		expect(ends).toEqual([[SIZE - 105, true]])
 		await settle()
-		expect(await openDescriptorsOf(path)).toBe(0)
+		expect(openDescriptors(path)).toEqual([])
 	})
 
 	test('a client gone before the first read: onEnd(0, false), the file is closed', async () => {
@@ -73,7 +65,7 @@ describe('countedStream over a checked file', () => {
 		await stream.getReader().cancel()
 		await settle()
 		expect(ends).toEqual([[0, false]])
-		expect(await openDescriptorsOf(path)).toBe(0)
+		expect(openDescriptors(path)).toEqual([])
 	})
 
 	test('a file that grew since the check is cut at the checked length', async () => {
@@ -98,7 +90,7 @@ describe('countedStream over a checked file', () => {
 		expect(ends).toHaveLength(1)
 		expect(ends[0]?.[1]).toBe(false)
 		expect(ends[0]?.[0]).toBe(got)
-		expect(await openDescriptorsOf(path)).toBe(0)
+		expect(openDescriptors(path)).toEqual([])
 	})
 
 	test('abort() (the request signal) ends it the same way, once', async () => {
@@ -111,7 +103,7 @@ describe('countedStream over a checked file', () => {
 		await reader.cancel()
 		await settle()
 		expect(ends).toHaveLength(1)
-		expect(await openDescriptorsOf(path)).toBe(0)
+		expect(openDescriptors(path)).toEqual([])
 	})
 
 	test('a file that shrinks mid-body errors the stream instead of sending short', async () => {
@@ -131,7 +123,7 @@ describe('countedStream over a checked file', () => {
 		expect(failed).toBe(true)
 		expect(ends[0]?.[1]).toBe(false)
 		await settle()
-		expect(await openDescriptorsOf(shrinking)).toBe(0)
+		expect(openDescriptors(shrinking)).toEqual([])
 	})
 
 	test('500 streams cancelled at random moments leave no descriptor open (the race the benchmark hit)', async () => {
@@ -146,6 +138,6 @@ describe('countedStream over a checked file', () => {
 		await Promise.all(runs)
 		await settle()
 		await settle()
-		expect(await openDescriptorsOf(path)).toBe(0)
+		expect(openDescriptors(path)).toEqual([])
 	})
 })

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDiskStorage, type FileSystem, nodeFileSystem } from '../src/storage/disk'
-import type { CheckedFile } from '../src/storage/types'
-import { descriptorsInto } from './helpers'
+import { createDiskStorage, type FileSystem, nodeFileSystem } from '../../src/storage/disk'
+import type { CheckedFile } from '../../src/storage/types'
+import { openDescriptors } from '../support/descriptors'
 
 // Disk storage on its own. The routes validate names before a lookup; these
 // cases check that the lookup stays inside the root even when a caller
@@ -122,13 +122,13 @@ describe('disk storage', () => {
 	})
 
 	test('close is idempotent and nothing of storage stays open', async () => {
-		const before = descriptorsInto(root)
+		const before = openDescriptors(root)
 		for (let i = 0; i < 50; i++) {
 			const file = storage.openNow('u1', 'v.mp4')
 			file?.close()
 			file?.close()
 			expect(storage.openNow('u1', 'nope.mp4')).toBeNull()
 		}
-		expect(descriptorsInto(root)).toBe(before)
+		expect(openDescriptors(root)).toEqual(before)
 	})
 })

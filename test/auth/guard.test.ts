@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
-import { API_KEY, makeTestApp, type TestApp } from './helpers'
+import { API_KEY, makeTestApp, type TestApp } from '../support/helpers'
 
 // The guard is declared per route (`{ auth: 'issuer' | 'owner' }`), not called
 // by hand. These tests walk the app's own route table, so a route added later

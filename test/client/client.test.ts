@@ -10,8 +10,8 @@ import {
 	type DownloadProgress,
 	downloadToFile,
 	type FetchLike,
-} from '../src/client'
-import { API_KEY, makeTestApp, randomBytesOf, sha256, type TestApp } from './helpers'
+} from '../../src/client'
+import { API_KEY, makeTestApp, randomBytesOf, sha256, type TestApp } from '../support/helpers'
 
 const MiB = 1024 * 1024
 const USER = '123'

@@ -3,16 +3,8 @@ import { createApp } from '../src/app'
 import { loadConfig } from '../src/config'
 import { createDeps } from '../src/deps'
 import { DOWNLOAD_PATH } from '../src/modules/downloads'
-import {
-	API_KEY,
-	bearer,
-	captureLogger,
-	downloadPath,
-	makeTestApp,
-	pollUntil,
-	TEST_SECRET,
-	type TestApp,
-} from './helpers'
+import { API_KEY, bearer, captureLogger, downloadPath, makeTestApp, TEST_SECRET, type TestApp } from './support/helpers'
+import { pollUntil } from './support/poll'
 
 // One renderer answers every error, whichever way the request came in: an
 // Elysia route, the native download route, or Elysia's handling of the

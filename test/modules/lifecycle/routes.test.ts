@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
-import { API_KEY, bearer, downloadPath, makeTestApp, type StoreKind, type TestApp } from './helpers'
+import { API_KEY, bearer, downloadPath, makeTestApp, type StoreKind, type TestApp } from '../../support/helpers'
 
 const USER_SECRET = 'app-user-token-secret-0123456789abcdef'
 const key = { 'X-API-Key': API_KEY }

@@ -2,9 +2,10 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { tracked } from '../child-processes'
-import { pollUntil } from '../helpers'
-import { freePort } from '../redis-server'
+import { tracked } from '../support/child-processes'
+import { REPO_ROOT } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import { freePort } from '../support/redis-server'
 
 // A person running `bun run start` at a terminal reads lines, not JSON; every
 // other destination (a pipe, a file, a log collector) keeps getting JSON lines.
@@ -21,7 +22,7 @@ async function runAtTerminal(env: Record<string, string>): Promise<string> {
 	const port = freePort()
 	const child = tracked(
 		Bun.spawn(['script', '-qec', `${process.execPath} src/index.ts`, '/dev/null'], {
-			cwd: `${import.meta.dir}/../..`,
+			cwd: REPO_ROOT,
 			env: {
 				PATH: process.env.PATH ?? '',
 				HOME: process.env.HOME ?? '/tmp',

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
-import { API_KEY, makeTestApp, type StoreKind, TEST_SECRET, type TestApp } from './helpers'
+import { API_KEY, makeTestApp, type StoreKind, TEST_SECRET, type TestApp } from '../../support/helpers'
 
 const TOKEN_ROUTE = '/api/get-download-token'
 
@@ -31,7 +31,7 @@ describe.each<StoreKind>(['redis', 'memory'])('GET /api/get-download-token (%s s
 		expect(body.expires_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)
 	})
 
-	test('the token is HS256 with a kid and the claims of SPEC §3.1', async () => {
+	test('the token is HS256 with a kid and the claims of docs/contract.md §3.1', async () => {
 		const body = await t.issue('123', 'myvideo.mp4', '?ttl=60')
 		const header = decodeProtectedHeader(body.token)
 		expect(header.alg).toBe('HS256')

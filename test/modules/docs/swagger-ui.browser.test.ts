@@ -2,12 +2,12 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Browser, chromium, type Page } from 'playwright-core'
-import { API_KEY, makeTestApp, type TestApp } from './helpers'
+import { API_KEY, makeTestApp, REPO_ROOT, type TestApp } from '../../support/helpers'
 
 // Swagger UI driven in Debian's Chromium, the way a person adopting the
 // service would: authorise, issue a token, paste it, download.
 
-const ARTIFACTS = join(import.meta.dir, '..', 'test-artifacts', 'swagger-ui')
+const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'swagger-ui')
 let t: TestApp
 let browser: Browser
 let page: Page

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, downloadPath, makeTestApp, type TestApp } from './helpers'
+import { bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 
 const preflight = (t: TestApp, path: string, origin: string, headers = 'authorization, x-api-key, range') =>
 	t.request(path, {

@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pollUntil, randomBytesOf, sha256, uniquePrefix } from './helpers'
-import { type ServerProcess, startServerProcess } from './server-process'
+import { REPO_ROOT, randomBytesOf, sha256, uniquePrefix } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import { type ServerProcess, startServerProcess } from '../support/server-process'
 
 const MiB = 1024 * 1024
 let storage: string
@@ -95,7 +96,7 @@ describe('WORKERS', () => {
 
 	test('WORKERS=2 with the in-memory store is refused at start-up', async () => {
 		const proc = Bun.spawnSync(['bun', 'src/index.ts'], {
-			cwd: `${import.meta.dir}/..`,
+			cwd: REPO_ROOT,
 			env: { PATH: process.env.PATH ?? '', WORKERS: '2' },
 		})
 		expect(proc.exitCode).toBe(1)
