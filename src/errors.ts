@@ -9,10 +9,14 @@ export type ErrorCode =
 	| 'invalid_token'
 	| 'token_expired'
 	| 'token_mismatch'
+	| 'token_not_yet_valid'
+	| 'ip_not_allowed'
 	| 'token_revoked'
 	| 'token_used_up'
 	| 'range_not_satisfiable'
 	| 'rate_limited'
+	| 'too_many_live_tokens'
+	| 'too_many_downloads'
 	| 'payload_too_large'
 	| 'unsupported_media_type'
 	| 'store_unavailable'
@@ -74,10 +78,20 @@ export class UnauthorizedError extends AppError {
 	}
 }
 
-/** 403: authenticated, but not allowed to act on this user or file. */
+/** 403: authenticated, but not allowed to act on this user or file, or from this address. */
 export class ForbiddenError extends AppError {
-	constructor(code: 'forbidden' | 'token_mismatch', message: string) {
+	constructor(code: 'forbidden' | 'token_mismatch' | 'ip_not_allowed', message: string) {
 		super(code, 403, message)
+	}
+}
+
+/** 403: the token's `nbf` lies ahead; `Retry-After` says in how many seconds it starts to work. */
+export class TokenNotYetValidError extends AppError {
+	constructor(secondsLeft: number) {
+		const seconds = Math.max(1, Math.ceil(secondsLeft))
+		super('token_not_yet_valid', 403, `This download token is valid from ${seconds} s from now.`, {
+			'Retry-After': String(seconds),
+		})
 	}
 }
 
@@ -132,6 +146,30 @@ export class RateLimitedError extends AppError {
 	constructor(retryAfterS: number) {
 		const seconds = Math.max(1, Math.ceil(retryAfterS))
 		super('rate_limited', 429, `Too many requests; retry in ${seconds} s.`, { 'Retry-After': String(seconds) })
+	}
+}
+
+/** 429: the user holds as many live tokens as `MAX_LIVE_TOKENS_PER_USER` allows. */
+export class TooManyLiveTokensError extends AppError {
+	constructor(limit: number) {
+		super(
+			'too_many_live_tokens',
+			429,
+			`This user already holds ${limit} live tokens: revoke some (DELETE /api/users/:user_id/tokens/:jti, or all of a file's) or wait until they expire.`,
+		)
+	}
+}
+
+/** 429: the user already has `MAX_CONCURRENT_DOWNLOADS_PER_USER` bodies in flight. */
+export class TooManyDownloadsError extends AppError {
+	constructor(limit: number, retryAfterS: number) {
+		const seconds = Math.max(1, Math.ceil(retryAfterS))
+		super(
+			'too_many_downloads',
+			429,
+			`This user already has ${limit} downloads in flight; retry when one has finished.`,
+			{ 'Retry-After': String(seconds) },
+		)
 	}
 }
 

@@ -38,6 +38,11 @@ const PLAIN_FIELDS = {
 	publicBaseUrl: 'PUBLIC_BASE_URL',
 	trustProxy: 'TRUST_PROXY',
 	maxTtlS: 'MAX_TTL',
+	/** Seconds a token whose first body started before `exp` stays usable after it; 0 = none. */
+	expiryGraceS: 'EXPIRY_GRACE_S',
+	maxLiveTokensPerUser: 'MAX_LIVE_TOKENS_PER_USER',
+	/** Bodies in flight per user across all instances; 0 = no limit. */
+	maxConcurrentDownloadsPerUser: 'MAX_CONCURRENT_DOWNLOADS_PER_USER',
 	apiKeys: 'API_KEYS',
 	authJwtSecret: 'AUTH_JWT_SECRET',
 	authJwksUrl: 'AUTH_JWKS_URL',

@@ -189,6 +189,27 @@ export const EnvSchema = Type.Object({
 		maximum: 31_536_000,
 		description: 'longest token lifetime in seconds a request may ask for',
 	}),
+	EXPIRY_GRACE_S: integer({
+		default: 0,
+		minimum: 0,
+		maximum: 86_400,
+		description:
+			'a token whose first body started before its expiry may go on being used (ranges, resumes, within its budget) until expiry + this many seconds; 0 = cut at expiry',
+	}),
+	MAX_LIVE_TOKENS_PER_USER: integer({
+		default: 10_000,
+		minimum: 1,
+		maximum: 1_000_000,
+		description:
+			'live tokens one user may hold (expired, revoked and used-up ones do not count); issuing past it answers 429 `too_many_live_tokens`',
+	}),
+	MAX_CONCURRENT_DOWNLOADS_PER_USER: integer({
+		default: 0,
+		minimum: 0,
+		maximum: 100_000,
+		description:
+			'bodies in flight per user, counted across every instance (429 `too_many_downloads` past it); 0 = no limit. Bodies are then counted streams, not zero-copy',
+	}),
 	ISSUE_AUTH: oneOf(['auto', ...ISSUE_AUTH_MODES], {
 		default: 'auto',
 		description:
