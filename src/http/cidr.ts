@@ -35,7 +35,9 @@ export function parseRanges(text: string): { ranges: string[] } | { problem: str
 		const prefixText = slash < 0 ? String(max) : part.slice(slash + 1)
 		const prefix = /^(0|[1-9][0-9]{0,2})$/.test(prefixText) ? Number(prefixText) : Number.NaN
 		if (!(prefix >= 0 && prefix <= max))
-			return { problem: `ip: ${JSON.stringify(part.slice(0, 64))} has a bad prefix length (0-${max} for IPv${max === 32 ? 4 : 6})` }
+			return {
+				problem: `ip: ${JSON.stringify(part.slice(0, 64))} has a bad prefix length (0-${max} for IPv${max === 32 ? 4 : 6})`,
+			}
 		const network =
 			host.kind() === 'ipv4'
 				? ipaddr.IPv4.networkAddressFromCIDR(`${host.toString()}/${prefix}`)
@@ -57,7 +59,8 @@ export function rangeMatcher(canonical: readonly string[]): (client: string) => 
 	return (client) => {
 		const raw = address(client.trim())
 		if (raw === null) return false
-		const unmapped = raw.kind() === 'ipv6' && (raw as ipaddr.IPv6).isIPv4MappedAddress() ? (raw as ipaddr.IPv6).toIPv4Address() : raw
+		const unmapped =
+			raw.kind() === 'ipv6' && (raw as ipaddr.IPv6).isIPv4MappedAddress() ? (raw as ipaddr.IPv6).toIPv4Address() : raw
 		return ranges.some(
 			([base, bits]) =>
 				(unmapped.kind() === base.kind() && unmapped.match(base, bits)) ||

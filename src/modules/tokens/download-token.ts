@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
-import { type JWTPayload, jwtVerify } from 'jose'
+import { compactVerify } from 'jose'
 import { BoundedCache, stringBytes } from '../../bounded-cache'
 import type { Clock } from '../../clock'
-import { TokenError } from '../../errors'
+import { TokenError, TokenNotYetValidError } from '../../errors'
 
-/** The claims of a download token (docs/contract.md §3.1). */
+/** The claims of a download token (docs/contract.md §3.1); the policy claims only when the token has them. */
 export interface DownloadClaims {
 	readonly user_id: string
 	readonly filename: string
@@ -12,6 +12,12 @@ export interface DownloadClaims {
 	readonly jti: string
 	readonly iat: number
 	readonly exp: number
+	/** Not valid before (epoch seconds). */
+	readonly nbf?: number
+	/** Canonical CIDR ranges the client address must lie in. */
+	readonly cidr?: readonly string[]
+	/** Bytes per second every body of the token is paced to. */
+	readonly rate?: number
 }
 
 /** Signs and verifies download tokens: HS256 only, `kid` names the key. */
@@ -22,11 +28,17 @@ export interface DownloadTokenCodec {
 	sign(claims: DownloadClaims): Promise<string>
 	/**
 	 * Verifies length, signature (current or previous secret, by `kid`),
-	 * algorithm and shape, then expiry and issue time. Throws `TokenError`
-	 * with `invalid_token` or `token_expired`; the jose error is kept as `cause`.
+	 * algorithm and shape, then the times: expiry (a token expired less than
+	 * `graceS` ago is returned, and the caller asks the store whether its
+	 * first body started in time), start (`nbf`) and issue time. Throws
+	 * `TokenError` (`invalid_token`, `token_expired`; the jose error kept as
+	 * `cause`) or `TokenNotYetValidError`.
 	 */
 	verify(token: string): Promise<DownloadClaims>
-	/** The claims when `token`'s verdict is already known and they are currently valid; else null (verify instead). Never throws. */
+	/**
+	 * The claims when `token`'s verdict is already known and they are valid
+	 * right now without any grace; else null (verify instead). Never throws.
+	 */
 	verifiedSync(token: string): DownloadClaims | null
 }
 
@@ -41,26 +53,52 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 const VERDICT_CACHE_BYTES = 4 * 1024 * 1024
 
 const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** A short public key id derived from the secret, so rotation needs no extra setting. */
 export function keyIdFor(secret: string): string {
 	return createHash('sha256').update('download-gate/kid\0').update(secret).digest('base64url').slice(0, 16)
 }
 
-function wellFormed(payload: JWTPayload): payload is JWTPayload & DownloadClaims {
-	return (
-		typeof payload.user_id === 'string' &&
-		typeof payload.filename === 'string' &&
-		typeof payload.action === 'string' &&
-		typeof payload.jti === 'string' &&
-		payload.jti !== '' &&
-		typeof payload.iat === 'number' &&
-		typeof payload.exp === 'number'
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+
+/** The claims of a signed payload that is a download token, or null. */
+function downloadClaims(payload: unknown): DownloadClaims | null {
+	if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return null
+	const p = payload as Record<string, unknown>
+	if (
+		typeof p.user_id !== 'string' ||
+		typeof p.filename !== 'string' ||
+		typeof p.action !== 'string' ||
+		typeof p.jti !== 'string' ||
+		p.jti === '' ||
+		!isTime(p.iat) ||
+		!isTime(p.exp)
 	)
+		return null
+	if (p.nbf !== undefined && !isTime(p.nbf)) return null
+	if (p.rate !== undefined && !isTime(p.rate)) return null
+	if (p.cidr !== undefined && !(Array.isArray(p.cidr) && p.cidr.every((c) => typeof c === 'string'))) return null
+	return {
+		user_id: p.user_id,
+		filename: p.filename,
+		action: p.action,
+		jti: p.jti,
+		iat: p.iat,
+		exp: p.exp,
+		...(p.nbf !== undefined ? { nbf: p.nbf } : {}),
+		...(p.cidr !== undefined ? { cidr: p.cidr as string[] } : {}),
+		...(p.rate !== undefined ? { rate: p.rate } : {}),
+	}
 }
 
 const claimsBytes = (c: DownloadClaims) =>
-	stringBytes(c.user_id) + stringBytes(c.filename) + stringBytes(c.action) + stringBytes(c.jti) + 32
+	stringBytes(c.user_id) +
+	stringBytes(c.filename) +
+	stringBytes(c.action) +
+	stringBytes(c.jti) +
+	(c.cidr ?? []).reduce((n, r) => n + stringBytes(r), 0) +
+	48
 
 /**
  * Builds the codec. Not on `@elysiajs/jwt`: its `sign` stamps `iat` from the
@@ -73,9 +111,12 @@ export function createDownloadTokenCodec(opts: {
 	secret: string
 	previousSecrets: readonly string[]
 	clock: Clock
+	/** `EXPIRY_GRACE_S`: an expired token younger than this past `exp` is still returned by `verify`. */
+	graceS?: number
 	/** Bytes of remembered verdicts; 0 disables the cache. */
 	cacheBytes?: number
 }): DownloadTokenCodec {
+	const graceS = opts.graceS ?? 0
 	const currentKid = keyIdFor(opts.secret)
 	// HS256 compact JWS, signed here synchronously: jose signs through
 	// WebCrypto's asynchronous HMAC, 80 µs of waiting per token (measured
@@ -109,19 +150,24 @@ export function createDownloadTokenCodec(opts: {
 		if (cacheBytes > 0) verdicts.set(key, verdict)
 	}
 	const nowS = () => Math.floor(opts.clock() / 1000)
-	// Throws when the claims are not valid at this moment; never cached, since time moves.
+	const expired = () => new TokenError('token_expired', 'The download token has expired; ask for a new one.')
+	// Throws when the claims are not valid at this moment (in the order of docs/contract.md
+	// §3.2 check 3); never cached, since time moves. A token within its expiry grace passes.
 	const current = (claims: DownloadClaims): DownloadClaims => {
 		const now = nowS()
 		// The same rule as jose: expired once exp <= now.
-		if (claims.exp <= now) throw new TokenError('token_expired', 'The download token has expired; ask for a new one.')
+		if (claims.exp + graceS <= now) throw expired()
+		if (claims.nbf !== undefined && claims.nbf > now) throw new TokenNotYetValidError(claims.nbf - now)
 		if (claims.iat > now + IAT_SKEW_S) throw invalid('The token claims to be issued in the future.')
 		return claims
 	}
 
+	// The signature, algorithm and shape only: what never changes for a token, so it is
+	// verified once; the times are checked by `current` on every request.
 	async function verifyOnce(token: string): Promise<DownloadClaims> {
-		let payload: JWTPayload
+		let payload: Uint8Array
 		try {
-			;({ payload } = await jwtVerify(
+			;({ payload } = await compactVerify(
 				token,
 				(header) => {
 					const key =
@@ -129,33 +175,28 @@ export function createDownloadTokenCodec(opts: {
 					if (!key) throw invalid('The token was signed with a key this service does not accept.')
 					return key
 				},
-				{ algorithms: ['HS256'], currentDate: new Date(opts.clock()), requiredClaims: ['exp', 'iat', 'jti'] },
+				{ algorithms: ['HS256'] },
 			))
 		} catch (err) {
 			if (err instanceof TokenError) throw err
-			// jose checks the signature before the claims, so an expired token here is an authentic one.
-			if ((err as { code?: unknown }).code === 'ERR_JWT_EXPIRED') {
-				const expired = (err as { payload?: JWTPayload }).payload
-				if (!expired || !wellFormed(expired)) throw invalid('The token is not a download token.', err)
-				throw new TokenError('token_expired', 'The download token has expired; ask for a new one.', { cause: err })
-			}
 			throw invalid('The token is malformed or its signature is not valid.', err)
 		}
-		if (!wellFormed(payload)) throw invalid('The token is not a download token.')
-		return {
-			user_id: payload.user_id,
-			filename: payload.filename,
-			action: payload.action,
-			jti: payload.jti,
-			iat: payload.iat,
-			exp: payload.exp,
+		let parsed: unknown
+		try {
+			parsed = JSON.parse(decoder.decode(payload))
+		} catch (err) {
+			throw invalid('The token is not a download token.', err)
 		}
+		const claims = downloadClaims(parsed)
+		if (claims === null) throw invalid('The token is not a download token.')
+		return claims
 	}
 
 	return {
 		currentKid,
 
 		async sign(claims) {
+			// The claims in a fixed order, policy claims only when set: tokens without them stay as short as before.
 			const input = signingInput({
 				user_id: claims.user_id,
 				filename: claims.filename,
@@ -163,6 +204,9 @@ export function createDownloadTokenCodec(opts: {
 				jti: claims.jti,
 				iat: claims.iat,
 				exp: claims.exp,
+				...(claims.nbf !== undefined ? { nbf: claims.nbf } : {}),
+				...(claims.cidr !== undefined ? { cidr: claims.cidr } : {}),
+				...(claims.rate !== undefined ? { rate: claims.rate } : {}),
 			})
 			return `${input}.${new Bun.CryptoHasher('sha256', opts.secret).update(input).digest('base64url')}`
 		},
@@ -180,7 +224,7 @@ export function createDownloadTokenCodec(opts: {
 			try {
 				claims = await verifyOnce(token)
 			} catch (err) {
-				// An expired token stays expired, but its refusal says so; anything else is final.
+				// An invalid signature or shape is final; it is remembered as such.
 				if (err instanceof TokenError && err.code === 'invalid_token') remember(key, err)
 				throw err
 			}
@@ -193,7 +237,8 @@ export function createDownloadTokenCodec(opts: {
 			const known = verdicts.get(digest(token))
 			if (known === undefined || known instanceof TokenError) return null
 			const now = nowS()
-			return known.exp > now && known.iat <= now + IAT_SKEW_S ? known : null
+			const started = known.nbf === undefined || known.nbf <= now
+			return known.exp > now && started && known.iat <= now + IAT_SKEW_S ? known : null
 		},
 	}
 }

@@ -41,6 +41,7 @@ export function tokensModule(deps: TokensModuleDeps) {
 				filename: params.filename,
 				ttl: query.ttl,
 				maxUses: query.max_uses,
+				policy: { notBefore: query.not_before, ip: query.ip, rate: query.rate },
 				baseUrl: baseUrl(request),
 			})
 			deps.onIssued?.(issued.max_uses !== null)

@@ -1,6 +1,7 @@
 import { t } from 'elysia'
 import { errorBody, Filename, Forbidden, RateLimited, StoreUnavailable, Unauthorized, UserId } from '../../http/model'
 import { DIGITS, type QueryRule } from '../../http/strict-query'
+import { IP_ERROR, IP_PATTERN, MAX_RATE, MIN_RATE, NOT_BEFORE_ERROR, NOT_BEFORE_PATTERN, RATE_ERROR } from './policy'
 
 /** The most whole downloads one token may grant. */
 export const MAX_USES_LIMIT = 1_000_000
@@ -20,6 +21,17 @@ export const IssuedToken = t.Object(
 			minimum: 0,
 			description: "The file's size in bytes at issuance, so a client can show progress before the first byte",
 		}),
+		not_before: t.Nullable(
+			t.String({ format: 'date-time', description: 'The token works from this time on (claim nbf); null = at once' }),
+		),
+		ip: t.Nullable(
+			t.Array(t.String(), {
+				description: 'Canonical CIDR ranges the client address must lie in (claim cidr); null = anywhere',
+			}),
+		),
+		rate: t.Nullable(
+			t.Integer({ description: 'Bytes per second every body of this token is paced to (claim rate); null = unpaced' }),
+		),
 	},
 	{
 		description: 'A download token for one user and file',
@@ -33,6 +45,9 @@ export const IssuedToken = t.Object(
 				expires_at: '2026-11-24T10:15:00Z',
 				max_uses: 1,
 				size: 73400320,
+				not_before: null,
+				ip: ['203.0.113.0/24'],
+				rate: null,
 			},
 		],
 	},
@@ -44,9 +59,12 @@ export function tokensModel(limits: { defaultTtlS: number; maxTtlS: number }) {
 	const ttlError = `ttl must be a whole number from 1 to ${limits.maxTtlS}`
 	const maxUsesError = `max_uses must be a whole number from 1 to ${MAX_USES_LIMIT}`
 	/** The exact spelling each query parameter accepts (see `assertStrictQuery`). */
-	const queryRules: Record<'ttl' | 'max_uses', QueryRule> = {
+	const queryRules: Record<'ttl' | 'max_uses' | 'not_before' | 'ip' | 'rate', QueryRule> = {
 		ttl: { pattern: DIGITS, message: ttlError },
 		max_uses: { pattern: DIGITS, message: maxUsesError },
+		not_before: { pattern: NOT_BEFORE_PATTERN, message: NOT_BEFORE_ERROR },
+		ip: { pattern: IP_PATTERN, message: IP_ERROR },
+		rate: { pattern: DIGITS, message: RATE_ERROR },
 	}
 	return {
 		queryRules,
@@ -71,12 +89,37 @@ export function tokensModel(limits: { defaultTtlS: number; maxTtlS: number }) {
 					error: maxUsesError,
 				}),
 			),
+			not_before: t.Optional(
+				t.String({
+					description:
+						'The token works only from this time on: epoch seconds or an RFC 3339 date-time with a zone, before the expiry (claim nbf). Earlier downloads are refused 403 token_not_yet_valid with Retry-After',
+					examples: ['2026-12-24T18:00:00Z'],
+					error: NOT_BEFORE_ERROR,
+				}),
+			),
+			ip: t.Optional(
+				t.String({
+					description:
+						'Up to 8 IPv4/IPv6 addresses or CIDR ranges, comma-separated (a bare address is one host), the client address must lie in (claim cidr; the socket address, or X-Forwarded-For with TRUST_PROXY). Others are refused 403 ip_not_allowed',
+					examples: ['203.0.113.0/24,2001:db8::/32'],
+					error: IP_ERROR,
+				}),
+			),
+			rate: t.Optional(
+				t.Integer({
+					minimum: MIN_RATE,
+					maximum: MAX_RATE,
+					description: `Every body of this token is paced to this many bytes per second, from ${MIN_RATE} (claim rate)`,
+					examples: [1048576],
+					error: RATE_ERROR,
+				}),
+			),
 		}),
 		response: {
 			200: IssuedToken,
 			400: errorBody(
 				['invalid_request'],
-				'A bad ttl, max_uses, user_id or filename, an unknown or repeated query parameter, or no usable Host',
+				'A bad ttl, max_uses, not_before, ip, rate, user_id or filename, an unknown or repeated query parameter, or no usable Host',
 				'ttl must be a whole number from 1 to 86400',
 			),
 			401: Unauthorized,

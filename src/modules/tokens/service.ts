@@ -8,6 +8,7 @@ import type { TokenStore } from '../../store/types'
 import { downloadPathOf } from '../downloads/endpoint'
 import type { DownloadTokenCodec } from './download-token'
 import type { IssuedToken } from './model'
+import { type PolicyRequest, policyClaims } from './policy'
 
 /** A token request, its numbers already validated and bounded by the route schema. */
 export interface IssueRequest {
@@ -19,6 +20,8 @@ export interface IssueRequest {
 	readonly maxUses?: number | undefined
 	/** Absolute origin for `download_url`, e.g. `https://files.example.com`. */
 	readonly baseUrl: string
+	/** From when, from where and how fast (`not_before`, `ip`, `rate`); none by default. */
+	readonly policy?: PolicyRequest
 }
 
 export interface TokenServiceDeps {
@@ -33,7 +36,7 @@ export interface TokenServiceDeps {
 
 export interface TokenService {
 	/**
-	 * Checks the names and that the file exists, then counts the request against
+	 * Checks the names, the policy and that the file exists, then counts the request against
 	 * the user's issue limit and writes the `jti` record in one store round
 	 * trip, then signs. Throws `InvalidRequestError`, `RateLimitedError`,
 	 * `FileNotFoundError`, `StoreUnavailableError`.
@@ -49,6 +52,9 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 			assertValidNames(userId, filename)
 			const ttl = request.ttl ?? deps.defaultTtlS
 			const maxUses = request.maxUses ?? null
+			const iat = Math.floor(deps.clock() / 1000)
+			const exp = iat + ttl
+			const policy = policyClaims(request.policy ?? {}, exp)
 
 			const size = await deps.storage.size(userId, filename)
 			if (size === null) throw new FileNotFoundError()
@@ -56,8 +62,6 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 			if (budgetBytes !== null && !Number.isSafeInteger(budgetBytes))
 				throw new InvalidRequestError('max_uses is too large for a file of this size')
 
-			const iat = Math.floor(deps.clock() / 1000)
-			const exp = iat + ttl
 			// Hex, not base64url: an id starting with '-' reads as an option on command lines.
 			const jti = randomBytes(16).toString('hex')
 			const created = await deps.store.create(
@@ -74,7 +78,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 				deps.rateLimitIssue,
 			)
 			if (created.status === 'rate_limited') throw new RateLimitedError(created.retryAfterS)
-			const token = await deps.codec.sign({ user_id: userId, filename, action: 'download', jti, iat, exp })
+			const token = await deps.codec.sign({ user_id: userId, filename, action: 'download', jti, iat, exp, ...policy })
 			return {
 				token,
 				expires_in: ttl,
@@ -83,6 +87,9 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 				expires_at: isoSeconds(exp),
 				max_uses: maxUses,
 				size,
+				not_before: policy.nbf === undefined ? null : isoSeconds(policy.nbf),
+				ip: policy.cidr === undefined ? null : [...policy.cidr],
+				rate: policy.rate ?? null,
 			}
 		},
 	}

@@ -20,8 +20,10 @@ describe.each<StoreKind>(['redis', 'memory'])('GET /api/get-download-token (%s s
 		expect(res.headers.get('content-type')).toContain('application/json')
 		const body = (await res.json()) as Record<string, unknown>
 		expect(Object.keys(body).sort()).toEqual(
-			['download_url', 'expires_at', 'expires_in', 'jti', 'max_uses', 'size', 'token'].sort(),
+			['download_url', 'expires_at', 'expires_in', 'ip', 'jti', 'max_uses', 'not_before', 'rate', 'size', 'token'].sort(),
 		)
+		// No policy asked for: each policy field says so with null.
+		expect([body.not_before, body.ip, body.rate]).toEqual([null, null, null])
 		expect(body.expires_in).toBe(900)
 		expect(body.size).toBe(1000) // the file's bytes at issuance
 		expect(body.download_url).toBe(`${t.baseUrl}/api/download/123/myvideo.mp4`)
