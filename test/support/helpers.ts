@@ -102,7 +102,14 @@ export function assertNoInternalErrors(logLines: readonly string[], allowed = fa
 }
 
 export async function makeTestApp(
-	options: { store?: StoreKind; env?: Env; clock?: FakeClock; allowInternalErrors?: boolean } = {},
+	options: {
+		store?: StoreKind
+		env?: Env
+		clock?: FakeClock
+		allowInternalErrors?: boolean
+		/** Where the server listens (default 127.0.0.1; `::` for a dual-stack socket). */
+		hostname?: string
+	} = {},
 ): Promise<TestApp> {
 	const storageDir = await mkdtemp(join(tmpdir(), 'dlg-storage-'))
 	const store = options.store ?? 'redis'
@@ -119,7 +126,7 @@ export async function makeTestApp(
 	const clock = options.clock ?? fakeClock()
 	const { log, lines } = captureLogger()
 	const deps = await createDeps(config, { clock: clock.now, log })
-	const app = createApp(deps).listen({ port: 0, hostname: '127.0.0.1' })
+	const app = createApp(deps).listen({ port: 0, hostname: options.hostname ?? '127.0.0.1' })
 	const port = app.server?.port
 	if (!port) throw new Error('server did not start')
 	const baseUrl = `http://127.0.0.1:${port}`

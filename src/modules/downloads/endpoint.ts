@@ -158,6 +158,7 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 			userId: params.user_id,
 			filename: params.filename,
 			conditional,
+			clientAddress: () => clientIp(request, server, deps.trustProxy),
 			requestId: rec.id,
 		}
 		try {

@@ -90,10 +90,15 @@ export function downloadResponse(
 		onEnd({ status, written: end - start, complete: true })
 		return new Response(body.blob, { status, headers })
 	}
-	const { stream, abort } = countedStream(body.reader, end - start, (written, complete) => {
-		file.close()
-		onEnd({ status, written, complete })
-	})
+	const { stream, abort } = countedStream(
+		body.reader,
+		end - start,
+		(written, complete) => {
+			file.close()
+			onEnd({ status, written, complete })
+		},
+		{ rate: plan.claims.rate },
+	)
 	signal.addEventListener('abort', abort, { once: true })
 	return new Response(stream, { status, headers })
 }

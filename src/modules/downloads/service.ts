@@ -6,6 +6,7 @@ import {
 	StoreUnavailableError,
 	TokenError,
 } from '../../errors'
+import { rangeMatcher } from '../../http/cidr'
 import { type ConditionalRequest, type Selection, selectRepresentation } from '../../http/conditional'
 import { contentDisposition } from '../../http/content-disposition'
 import { SINGLE_READ_BYTES } from '../../http/file-stream'
@@ -26,6 +27,8 @@ export interface DownloadRequest {
 	readonly userId: string
 	readonly filename: string
 	readonly conditional: ConditionalRequest
+	/** The client's address (per `TRUST_PROXY`), asked only for a token bound to address ranges. */
+	readonly clientAddress: () => string
 	/** Carried into the service's log lines about this request. */
 	readonly requestId?: string
 }
@@ -90,6 +93,18 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 	const knownRevoked = new BoundedCache<true>(revokedCacheBytes, (key) => stringBytes(key))
 	const revokedKey = (claims: DownloadClaims) => `${claims.user_id}\0${claims.jti}`
 
+	// A token's ranges are parsed once per process, not once per request; bounded like every cache here.
+	const matchers = new BoundedCache<(client: string) => boolean>(256 * 1024, (key) => stringBytes(key) + 256)
+	function matcherOf(cidr: readonly string[]): (client: string) => boolean {
+		const key = cidr.join(',')
+		let matcher = matchers.get(key)
+		if (matcher === undefined) {
+			matcher = rangeMatcher(cidr)
+			matchers.set(key, matcher)
+		}
+		return matcher
+	}
+
 	// Refusals of the record check (step 5), in the order of docs/contract.md §3.2; null when the record allows the request.
 	function recordRefusal(claims: DownloadClaims, taken: TakeResult): TokenError | null {
 		switch (taken.status) {
@@ -128,6 +143,8 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 	function bound(claims: DownloadClaims, request: DownloadRequest): DownloadClaims {
 		if (claims.action !== 'download' || claims.user_id !== request.userId || claims.filename !== request.filename)
 			throw new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
+		if (claims.cidr !== undefined && !matcherOf(claims.cidr)(request.clientAddress()))
+			throw new ForbiddenError('ip_not_allowed', 'This token may not be used from this address.')
 		// The size test spares the happy path a key string while nothing is remembered.
 		if (knownRevoked.size > 0 && knownRevoked.has(revokedKey(claims))) throw revoked()
 		return claims
@@ -142,22 +159,23 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 	 */
 	function bodyFor(
 		file: CheckedFile,
-		filename: string,
+		claims: DownloadClaims,
 		selection: Selection,
 		method: 'GET' | 'HEAD',
 		budgeted: boolean,
 	): PlannedBody | Promise<PlannedBody> {
+		const { filename } = claims
 		if (method === 'HEAD' || selection.kind === 'not-modified' || selection.kind === 'unsatisfiable')
 			return { kind: 'none' }
 		const { start, end } = rangeOf(selection, file.size)
-		// Budgeted bytes must be counted here, so only unlimited tokens may leave for a presigned URL.
-		if (!budgeted && redirectTtlS !== null) {
+		// Budgeted bytes must be counted here, and paced ones paced here: only the others may leave for a presigned URL.
+		if (!budgeted && claims.rate === undefined && redirectTtlS !== null) {
 			const url = file.presignedUrl(redirectTtlS, contentDisposition(filename), contentTypeFor(filename))
 			if (url !== null) return { kind: 'redirect', url }
 		}
 		const counted = budgeted && end - start > SINGLE_READ_BYTES
 		const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
-		if (!counted && !ignoredRange) {
+		if (!counted && !ignoredRange && claims.rate === undefined) {
 			const blob = file.zeroCopy(start, end)
 			if (blob !== null) return { kind: 'zero-copy', blob }
 		}
@@ -192,7 +210,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			if (taken.status === 'cancelled') throw new StoreUnavailableError()
 			const budgeted = taken.status === 'ok' && taken.budgeted
 			reservation = budgeted ? asked : null
-			const body = await bodyFor(file, claims.filename, selection, request.conditional.method, budgeted)
+			const body = await bodyFor(file, claims, selection, request.conditional.method, budgeted)
 			return { claims, file, selection, body, budgeted, reservation, requestId: request.requestId }
 		} catch (err) {
 			file.close()
@@ -214,7 +232,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			// A missing file is answered by the full path, which asks the store first (docs/contract.md §3.2 order).
 			if (!file) return null
 			const selection = selectRepresentation(request.conditional, file)
-			const body = bodyFor(file, claims.filename, selection, request.conditional.method, false)
+			const body = bodyFor(file, claims, selection, request.conditional.method, false)
 			if (body instanceof Promise) {
 				// Only a storage that answers at once gets here; anything that waits goes through prepare.
 				file.close()

@@ -64,7 +64,8 @@ function setup(revokedCacheBytes?: number) {
 		const token = await codec.sign({ user_id: 'u1', filename: 'v.mp4', action: 'download', jti, iat, exp: iat + 600 })
 		return { jti, token }
 	}
-	const prepare = (token: string) => service.prepare({ token, userId: 'u1', filename: 'v.mp4', conditional: GET })
+	const prepare = (token: string) =>
+		service.prepare({ token, userId: 'u1', filename: 'v.mp4', conditional: GET, clientAddress: () => '127.0.0.1' })
 	const codeOf = (token: string) =>
 		prepare(token).then(
 			(plan) => {
