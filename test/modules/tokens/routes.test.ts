@@ -20,7 +20,18 @@ describe.each<StoreKind>(['redis', 'memory'])('GET /api/get-download-token (%s s
 		expect(res.headers.get('content-type')).toContain('application/json')
 		const body = (await res.json()) as Record<string, unknown>
 		expect(Object.keys(body).sort()).toEqual(
-			['download_url', 'expires_at', 'expires_in', 'ip', 'jti', 'max_uses', 'not_before', 'rate', 'size', 'token'].sort(),
+			[
+				'download_url',
+				'expires_at',
+				'expires_in',
+				'ip',
+				'jti',
+				'max_uses',
+				'not_before',
+				'rate',
+				'size',
+				'token',
+			].sort(),
 		)
 		// No policy asked for: each policy field says so with null.
 		expect([body.not_before, body.ip, body.rate]).toEqual([null, null, null])
