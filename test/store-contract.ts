@@ -19,7 +19,7 @@ export function record(clock: FakeClock, overrides: Partial<NewTokenRecord> = {}
 }
 
 /**
- * The contract every TokenStore meets (SPEC §4), run against memory, a single
+ * The contract every TokenStore meets (docs/contract.md §4), run against memory, a single
  * Redis and a Redis Cluster alike.
  */
 export function storeContract(name: string, makeStore: () => TokenStore, clock: FakeClock): void {
