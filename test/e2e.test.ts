@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CACHE_TRUST_AFTER_SILENCE_MS } from '../src/store/tracking'
 import { pollUntil, randomBytesOf, serviceEnv, sha256 } from './helpers'
 import { type RedisServer, startRedisServer } from './redis-server'
 import { type ServerProcess, startServerProcess } from './server-process'
@@ -11,6 +12,8 @@ import { type ServerProcess, startServerProcess } from './server-process'
 // driven over real sockets: Bun's own layer changes Range, HEAD and sendfile.
 
 const MiB = 1024 * 1024
+/** Timers and requests of a loaded machine run late by up to this much. */
+const MARGIN_MS = 250
 
 interface Issued {
 	token: string
@@ -327,13 +330,34 @@ describe('fail closed when Redis is down, recover when it returns', () => {
 		await rm(dataDir, { recursive: true, force: true })
 	})
 
-	test('Redis stopped → 503 store_unavailable within ~1 s; Redis back → the same token is served again', async () => {
+	test('Redis stopped → 503 store_unavailable within the token cache’s bound, then every time; Redis back → the same token is served again', async () => {
 		const { token } = await issue(server.url, '123', 'myvideo.mp4')
 		const download = () =>
 			fetch(`${server.url}/api/download/123/myvideo.mp4`, { headers: { Authorization: `Bearer ${token}` } })
 		expect((await download()).status).toBe(200)
 
+		const stopping = performance.now()
 		await redis.stop()
+		// The instance may answer from its token cache until it notices (CACHE_TRUST_AFTER_SILENCE_MS
+		// at most): each answer meanwhile is the file or a 503, and the 503 comes within that bound.
+		const answers: { atMs: number; status: number; body: string }[] = []
+		const first = await pollUntil(
+			async () => {
+				const res = await download()
+				const answer = { atMs: performance.now() - stopping, status: res.status, body: await res.text() }
+				answers.push(answer)
+				return answer
+			},
+			(a) => a.status !== 200,
+			CACHE_TRUST_AFTER_SILENCE_MS + MARGIN_MS,
+			10,
+		)
+		const served = answers.slice(0, -1)
+		expect(served.map((a) => [a.status, a.body])).toEqual(served.map(() => [200, 'video bytes']))
+		expect(first.status).toBe(503)
+		expect((JSON.parse(first.body) as { error: string }).error).toBe('store_unavailable')
+		expect(first.atMs).toBeLessThanOrEqual(CACHE_TRUST_AFTER_SILENCE_MS + MARGIN_MS)
+		// From then on, every answer is a prompt 503.
 		for (let i = 0; i < 3; i++) {
 			const started = performance.now()
 			const res = await download()

@@ -1,9 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import { loadConfig } from '../src/config'
+import { StoreUnavailableError } from '../src/errors'
+import { createLogger } from '../src/log'
+import { createRedisClient, waitReady } from '../src/store/connect'
 import { createMemoryTokenStore } from '../src/store/memory'
 import { createRedisTokenStore } from '../src/store/redis'
-import type { NewTokenRecord } from '../src/store/types'
-import { fakeClock, uniquePrefix } from './helpers'
+import { createTrackedCache } from '../src/store/tracking'
+import type { NewTokenRecord, TokenStore } from '../src/store/types'
+import { fakeClock, pollUntil, TEST_SECRET, uniquePrefix } from './helpers'
+import { type RedisServer, startRedisServer } from './redis-server'
 import { record as recordAt, storeContract } from './store-contract'
 
 const clock = fakeClock()
@@ -13,17 +22,96 @@ const record = (overrides: Partial<NewTokenRecord> = {}) => recordAt(clock, over
 const budgeted = (size: number, uses: number, allowance: number, o: Partial<NewTokenRecord> = {}) =>
 	record({ maxUses: uses, budgetBytes: size * uses, allowanceBytes: allowance, ...o })
 
+/** A Redis store as deps.ts builds one: a client, a second connection for tracked reads, and the cache over it. */
+interface CachedInstance {
+	readonly store: TokenStore
+	close(): Promise<void>
+}
+
+async function cachedInstance(cachePrefix: string): Promise<CachedInstance> {
+	const config = loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: process.env.TEST_REDIS_URL })
+	const client = createRedisClient(config)
+	const reads = createRedisClient(config)
+	if (!(client instanceof Redis) || !(reads instanceof Redis)) throw new Error('expected single-Redis clients')
+	await Promise.all([waitReady(client, 5000), waitReady(reads, 5000)])
+	const cache = createTrackedCache(reads, createLogger('silent'), 1024 * 1024, cachePrefix)
+	const store = createRedisTokenStore(client, { prefix: cachePrefix, clock: clock.now, cache })
+	// Caching is on once a take of an unlimited token is remembered.
+	const probe = record({ filename: 'probe.mp4' })
+	await store.create(probe)
+	const on = await pollUntil(
+		async () => {
+			await store.take(probe.userId, probe.jti, 0, { filename: 'probe.mp4' })
+			return store.peek(probe.userId, probe.jti, 'probe.mp4')
+		},
+		Boolean,
+		3000,
+		20,
+	)
+	if (!on) throw new Error('the token cache did not switch on within 3 s')
+	return {
+		store,
+		async close() {
+			await cache.close()
+			reads.disconnect()
+			client.disconnect()
+		},
+	}
+}
+
 let redis: Redis
 const prefix = uniquePrefix()
-beforeAll(() => {
+const cachedPrefix = uniquePrefix()
+let cached: CachedInstance
+let cachedPeer: CachedInstance
+beforeAll(async () => {
 	redis = new Redis(process.env.TEST_REDIS_URL ?? '', { lazyConnect: false })
+	cached = await cachedInstance(cachedPrefix)
+	cachedPeer = await cachedInstance(cachedPrefix)
 })
 afterAll(async () => {
 	await redis.quit()
+	await cached.close()
+	await cachedPeer.close()
 })
 
 storeContract('memory', () => createMemoryTokenStore({ clock: clock.now }), clock)
+// A RESP3 client (ioredis' default) without the cache…
 storeContract('redis', () => createRedisTokenStore(redis, { prefix, clock: clock.now }), clock)
+// …and RESP2 clients built as the service builds them, the cache on, beside a second instance.
+storeContract(
+	'redis, per-process token cache on',
+	() => cached.store,
+	clock,
+	() => cachedPeer.store,
+)
+
+describe('the per-process token cache', () => {
+	test('a record another client changes straight in Redis is never answered from memory after the invalidation arrives', async () => {
+		const { store } = cached
+		for (const [field, value, expected] of [
+			['f', 'other.mp4', { status: 'mismatch' }],
+			['r', '1', { status: 'revoked' }],
+		] as const) {
+			const r = record({ filename: 'a.mp4' })
+			await store.create(r)
+			for (let i = 0; i < 2; i++)
+				expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual({ status: 'ok', budgeted: false })
+			expect(store.peek(r.userId, r.jti, 'a.mp4')).toBe(true)
+			// No barrier here (not through the store): refused once the invalidation is delivered.
+			await redis.hset(`${cachedPrefix}t:{${r.userId}}:${r.jti}`, field, value)
+			const answer = await pollUntil(
+				() => store.take(r.userId, r.jti, 0, { filename: 'a.mp4' }),
+				(a) => a.status !== 'ok',
+				250,
+				5,
+			)
+			expect(answer).toEqual(expected)
+			expect(store.peek(r.userId, r.jti, 'a.mp4')).toBe(false)
+			for (let i = 0; i < 3; i++) expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual(expected)
+		}
+	})
+})
 
 /** The part of a key Redis Cluster hashes: the first non-empty {...} (CLUSTER KEYSLOT rules). */
 function hashTag(key: string): string {
@@ -58,11 +146,119 @@ describe('Redis layout', () => {
 		expect(await redis.zrange(`${prefix}u:{${user}}`, '0', '-1')).toEqual([fresh.jti])
 	})
 
+	test('a script answering a status this code does not know is StoreUnavailableError, never a verdict', async () => {
+		const own = new Redis(process.env.TEST_REDIS_URL ?? '')
+		try {
+			const liveStore = createRedisTokenStore(own, { prefix, clock: clock.now })
+			const r = record()
+			// The store calls its scripts by name: these replace them on this client.
+			own.defineCommand('dlg_create', { numberOfKeys: 3, lua: "return {'maybe'}" })
+			own.defineCommand('dlg_take', { numberOfKeys: 1, lua: "return {'ok_perhaps'}" })
+			await expect(liveStore.create(r)).rejects.toBeInstanceOf(StoreUnavailableError)
+			await expect(liveStore.take(r.userId, r.jti, 0)).rejects.toBeInstanceOf(StoreUnavailableError)
+			own.defineCommand('dlg_take', { numberOfKeys: 1, lua: 'return 4' })
+			await expect(liveStore.take(r.userId, r.jti, 0)).rejects.toBeInstanceOf(StoreUnavailableError)
+		} finally {
+			own.disconnect()
+		}
+	})
+
+	test('byte counts beyond 10^14 survive the scripts exactly', async () => {
+		const liveStore = createRedisTokenStore(redis, { prefix, clock: clock.now })
+		const huge = 3 * 10 ** 15 + 7
+		const r = budgeted(huge, 1, 0)
+		await liveStore.create(r)
+		expect(await liveStore.take(r.userId, r.jti, 10 ** 15 + 3, { reservation: 'big' })).toEqual({
+			status: 'ok',
+			budgeted: true,
+			bytesLeft: 2 * 10 ** 15 + 4,
+		})
+		expect(await liveStore.settle(r.userId, r.jti, 'big', 1, true)).toBe(10 ** 15 + 2)
+		expect(await liveStore.take(r.userId, r.jti, huge, { reservation: 'too-much' })).toEqual({
+			status: 'used_up',
+			bytesLeft: huge - 1,
+		})
+	})
+
 	test('scripts survive SCRIPT FLUSH (EVALSHA falls back to EVAL)', async () => {
 		const liveStore = createRedisTokenStore(redis, { prefix, clock: clock.now })
 		const r = record()
 		await liveStore.create(r)
 		await redis.script('FLUSH')
 		expect(await liveStore.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: false })
+	})
+})
+
+describe('REDIS_MIN_REPLICAS_ACK: writes and charges wait for the replicas (WAIT)', () => {
+	let primary: RedisServer
+	let replica: RedisServer
+	let dataDir: string
+	let client: Redis
+	beforeAll(async () => {
+		primary = await startRedisServer()
+		// A replica writes what it receives to dump.rdb in its directory: a temporary one.
+		dataDir = await mkdtemp(join(tmpdir(), 'dlg-replica-'))
+		replica = await startRedisServer({ dataDir })
+		client = new Redis(primary.url)
+		// The first sync starts at once rather than after the default 5 s wait for more replicas.
+		await client.config('SET', 'repl-diskless-sync-delay', '0')
+		const toPrimary = new Redis(replica.url)
+		try {
+			await toPrimary.replicaof('127.0.0.1', primary.port)
+		} finally {
+			toPrimary.disconnect()
+		}
+		// Synced and acknowledging: the replica has a write made after REPLICAOF (a WAIT with no
+		// write before it counts a replica still in its first sync).
+		const acked = await pollUntil(
+			async () => {
+				await client.set('synced', '1')
+				return client.wait(1, 100)
+			},
+			(n) => n === 1,
+			5000,
+		)
+		expect(acked).toBe(1)
+	}, 15_000)
+	afterAll(async () => {
+		client?.disconnect()
+		await replica?.stop()
+		await primary?.stop()
+		if (dataDir) await rm(dataDir, { recursive: true, force: true })
+	})
+
+	const ackPrefix = uniquePrefix()
+	// A WAIT that cannot be met waits its timeout out; one that can answers as soon as the replica has the write.
+	const storeWaitingFor = (replicas: number, timeoutMs: number) =>
+		createRedisTokenStore(client, {
+			prefix: ackPrefix,
+			clock: clock.now,
+			minReplicasAck: replicas,
+			replicaAckTimeoutMs: timeoutMs,
+		})
+
+	test('acknowledged by the replica: issue, charge, settle and revoke answer as without WAIT', async () => {
+		// Generous: a replica starved of CPU by a loaded machine still answers.
+		const store = storeWaitingFor(1, 2000)
+		const r = budgeted(100, 1, 0)
+		expect(await store.create(r)).toEqual({ status: 'created' })
+		expect(await store.take(r.userId, r.jti, 60, { reservation: 'a' })).toEqual({
+			status: 'ok',
+			budgeted: true,
+			bytesLeft: 40,
+		})
+		expect(await store.settle(r.userId, r.jti, 'a', 10, true)).toBe(50)
+		expect(await store.revoke(r.userId, r.jti)).toBe(true)
+	})
+
+	test('more replicas asked for than acknowledge: the write and the charge fail with StoreUnavailableError', async () => {
+		const r = budgeted(100, 1, 0)
+		await storeWaitingFor(1, 2000).create(r)
+		const store = storeWaitingFor(2, 200)
+		await expect(store.create(budgeted(100, 1, 0))).rejects.toBeInstanceOf(StoreUnavailableError)
+		// A check writes nothing and waits for nothing; a charge waits, and is refused.
+		expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 100 })
+		await expect(store.take(r.userId, r.jti, 10)).rejects.toBeInstanceOf(StoreUnavailableError)
+		await expect(store.revoke(r.userId, r.jti)).rejects.toBeInstanceOf(StoreUnavailableError)
 	})
 })

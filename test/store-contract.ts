@@ -19,21 +19,32 @@ export function record(clock: FakeClock, overrides: Partial<NewTokenRecord> = {}
 }
 
 /**
- * The contract every TokenStore meets (SPEC §4), run against memory, a single
- * Redis and a Redis Cluster alike.
+ * The contract every TokenStore meets (docs/contract.md §4), run against memory, a single
+ * Redis (with and without the per-process token cache) and a Redis Cluster alike.
+ * `makePeer` builds a second instance on the same data, as another process has
+ * (with a cache of its own); without it the store is its own peer.
  */
-export function storeContract(name: string, makeStore: () => TokenStore, clock: FakeClock): void {
+export function storeContract(
+	name: string,
+	makeStore: () => TokenStore,
+	clock: FakeClock,
+	makePeer?: () => TokenStore,
+): void {
 	describe(`TokenStore contract (${name})`, () => {
 		const nowS = () => Math.floor(clock.now() / 1000)
 		const budgeted = (size: number, uses: number, allowance: number, o: Partial<NewTokenRecord> = {}) =>
 			record(clock, { maxUses: uses, budgetBytes: size * uses, allowanceBytes: allowance, ...o })
+		const UNLIMITED_OK = { status: 'ok', budgeted: false } as const
 
 		let store: TokenStore
+		let peer: TokenStore
 		beforeAll(() => {
 			store = makeStore()
+			peer = makePeer?.() ?? store
 		})
 		afterAll(async () => {
 			await store.close()
+			if (peer !== store) await peer.close()
 		})
 
 		test('an unknown jti is missing, not ok', async () => {
@@ -210,6 +221,82 @@ export function storeContract(name: string, makeStore: () => TokenStore, clock: 
 			expect(await store.list(user)).toEqual([])
 			expect(await store.revokeAll(user)).toBe(0)
 			expect(await store.take(other.userId, other.jti, 0)).toEqual({ status: 'ok', budgeted: false })
+		})
+
+		test('an unlimited token checked for its file again and again stays ok; for another file it is a mismatch, remembered or not', async () => {
+			const r = record(clock, { filename: 'a.mp4' })
+			await store.create(r)
+			// The first take may fill the per-process cache; the next ones may be answered from it.
+			for (let i = 0; i < 3; i++)
+				expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual(UNLIMITED_OK)
+			expect(await store.take(r.userId, r.jti, 10 ** 12, { filename: 'a.mp4' })).toEqual(UNLIMITED_OK)
+			expect(await store.take(r.userId, r.jti, 0, { filename: 'b.mp4' })).toEqual({ status: 'mismatch' })
+			expect(store.peek(r.userId, r.jti, 'b.mp4')).toBe(false)
+			expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual(UNLIMITED_OK)
+		})
+
+		test('a remembered token revoked through this instance or another is refused at its very next take, and peek stops vouching for it', async () => {
+			for (const via of [store, peer]) {
+				const r = record(clock, { filename: 'a.mp4' })
+				await store.create(r)
+				for (let i = 0; i < 2; i++)
+					expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual(UNLIMITED_OK)
+				expect(await via.revoke(r.userId, r.jti)).toBe(true)
+				expect(store.peek(r.userId, r.jti, 'a.mp4')).toBe(false)
+				expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual({ status: 'revoked' })
+			}
+		})
+
+		test('revokeAll through another instance refuses remembered tokens at their very next take', async () => {
+			const user = `u${crypto.randomUUID().slice(0, 6)}`
+			const a = record(clock, { userId: user, filename: 'a.mp4' })
+			const b = record(clock, { userId: user, filename: 'b.mp4' })
+			for (const r of [a, b]) {
+				await store.create(r)
+				for (let i = 0; i < 2; i++)
+					expect(await store.take(user, r.jti, 0, { filename: r.filename })).toEqual(UNLIMITED_OK)
+			}
+			expect(await peer.revokeAll(user, 'a.mp4')).toBe(1)
+			expect(await store.take(user, a.jti, 0, { filename: 'a.mp4' })).toEqual({ status: 'revoked' })
+			expect(await store.take(user, b.jti, 0, { filename: 'b.mp4' })).toEqual(UNLIMITED_OK)
+			expect(await peer.revokeAll(user)).toBe(1)
+			expect(await store.take(user, b.jti, 0, { filename: 'b.mp4' })).toEqual({ status: 'revoked' })
+		})
+
+		test('budgets are never answered from memory: a charge through another instance is seen at the next take', async () => {
+			const r = budgeted(1000, 1, 0, { filename: 'a.mp4' })
+			await store.create(r)
+			expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual({
+				status: 'ok',
+				budgeted: true,
+				bytesLeft: 1000,
+			})
+			expect(store.peek(r.userId, r.jti, 'a.mp4')).toBe(false)
+			await peer.take(r.userId, r.jti, 600, { filename: 'a.mp4', reservation: 'elsewhere' })
+			expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual({
+				status: 'ok',
+				budgeted: true,
+				bytesLeft: 400,
+			})
+			expect(await store.take(r.userId, r.jti, 401, { filename: 'a.mp4' })).toEqual({
+				status: 'used_up',
+				bytesLeft: 400,
+			})
+			expect(store.peek(r.userId, r.jti, 'a.mp4')).toBe(false)
+		})
+
+		test('peek never vouches for a token that take would refuse', async () => {
+			expect(store.peek('nobody', 'nope', 'a.mp4')).toBe(false)
+			const r = record(clock, { filename: 'a.mp4' })
+			await store.create(r)
+			await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })
+			expect(store.peek(r.userId, r.jti, 'other.mp4')).toBe(false)
+			await store.revoke(r.userId, r.jti)
+			expect(store.peek(r.userId, r.jti, 'a.mp4')).toBe(false)
+			const b = budgeted(10, 1, 0, { filename: 'a.mp4' })
+			await store.create(b)
+			await store.take(b.userId, b.jti, 10, { filename: 'a.mp4', reservation: 'all' })
+			expect(store.peek(b.userId, b.jti, 'a.mp4')).toBe(false)
 		})
 
 		test('ping answers', async () => {

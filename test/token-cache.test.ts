@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import { CACHE_TRUST_AFTER_SILENCE_MS } from '../src/store/tracking'
 import { bearer, downloadPath, makeTestApp, pollUntil, TEST_SECRET, type TestApp } from './helpers'
 import { type RedisServer, startRedisServer } from './redis-server'
 import { type ServerProcess, startServerProcess } from './server-process'
@@ -17,6 +18,9 @@ const revokeOn = (t: TestApp, user: string, jti: string) =>
 
 /** Waits (bounded, polling every 10 ms) until `condition` holds. */
 const until = (condition: () => boolean, ms: number) => pollUntil(condition, Boolean, ms, 10)
+
+/** Timers and requests of a loaded machine run late by up to this much. */
+const MARGIN_MS = 250
 
 describe('the per-process token cache never outlives Redis', () => {
 	let server: RedisServer
@@ -82,7 +86,9 @@ describe('the per-process token cache never outlives Redis', () => {
 		expect(a.deps.store.peek('u', jti, 'v.mp4')).toBe(true)
 		server.pause()
 		try {
-			expect(await until(() => !a.deps.store.peek('u', jti, 'v.mp4'), 2000)).toBe(true)
+			expect(await until(() => !a.deps.store.peek('u', jti, 'v.mp4'), CACHE_TRUST_AFTER_SILENCE_MS + MARGIN_MS)).toBe(
+				true,
+			)
 			expect((await download(a, token)).status).toBe(503)
 		} finally {
 			server.resume()
@@ -124,6 +130,125 @@ describe('the per-process token cache never outlives Redis', () => {
 		// The restarted server kept nothing: the token's record is gone.
 		expect(status).toBe(401)
 	})
+})
+
+/**
+ * A raw MONITOR connection to `port`: `next(command, ms)` resolves with true
+ * once Redis has run `command`, or false after `ms` (ioredis' own monitor
+ * mistakes a line arriving together with MONITOR's +OK for a reply to nothing, and throws).
+ */
+async function watchCommands(
+	port: number,
+): Promise<{ next(command: string, timeoutMs: number): Promise<boolean>; close(): void }> {
+	const waiting: { pattern: string; resolve: () => void }[] = []
+	let pending = ''
+	const socket = await Bun.connect({
+		hostname: '127.0.0.1',
+		port,
+		socket: {
+			data(_socket, chunk) {
+				pending += chunk.toString()
+				const lines = pending.split('\r\n')
+				pending = lines.pop() ?? ''
+				for (const line of lines.map((l) => l.toLowerCase()))
+					for (const w of [...waiting])
+						if (line.includes(w.pattern)) {
+							waiting.splice(waiting.indexOf(w), 1)
+							w.resolve()
+						}
+			},
+		},
+	})
+	socket.write('MONITOR\r\n')
+	return {
+		// Monitor lines read `+<time> [<db> <client>] "<command>" "<arg>"…`.
+		next: (command, timeoutMs) =>
+			new Promise((resolve) => {
+				const w = { pattern: `] "${command.toLowerCase()}"`, resolve: () => resolve(true) }
+				waiting.push(w)
+				setTimeout(() => {
+					if (waiting.includes(w)) waiting.splice(waiting.indexOf(w), 1)
+					resolve(false)
+				}, timeoutMs)
+			}),
+		close: () => socket.end(),
+	}
+}
+
+// The bound at its worst moment: Redis hangs right after answering a
+// heartbeat, so the next ping, and the silence it meets, come as late as they
+// can. One instance on a Redis of its own, so every PING Redis sees is its heartbeat.
+describe('after Redis hangs, a remembered verdict is used for at most CACHE_TRUST_AFTER_SILENCE_MS', () => {
+	let server: RedisServer
+	let t: TestApp
+	let commands: Awaited<ReturnType<typeof watchCommands>>
+
+	beforeAll(async () => {
+		server = await startRedisServer()
+		commands = await watchCommands(server.port)
+		t = await makeTestApp({ env: { REDIS_URL: server.url, REDIS_KEY_PREFIX: 'bound:' } })
+		await t.putFile('u', 'v.mp4', 'video')
+	})
+	afterAll(async () => {
+		server?.resume()
+		commands?.close()
+		await t?.close()
+		await server?.stop()
+	})
+
+	const download = (token: string) => t.request(downloadPath('u', 'v.mp4'), { headers: bearer(token) })
+	test('twice: paused right after a heartbeat, a remembered unlimited token is 503 store_unavailable for every download sent later than the bound', async () => {
+		for (let round = 0; round < 2; round++) {
+			// Redis answers again (after the previous round's pause).
+			expect(
+				await pollUntil(
+					async () => (await t.request('/ready')).status,
+					(s) => s === 200,
+					5000,
+					20,
+				),
+			).toBe(200)
+			const { token, jti } = await t.issue('u', 'v.mp4')
+			// Remembered (after the previous round, once caching is back on).
+			const remembered = await pollUntil(
+				async () => (await download(token)).status === 200 && t.deps.store.peek('u', jti, 'v.mp4'),
+				Boolean,
+				3000,
+				20,
+			)
+			expect(remembered).toBe(true)
+			// A heartbeat comes every 250 ms.
+			expect(await commands.next('ping', 2000)).toBe(true)
+			server.pause()
+			const pausedAt = performance.now()
+			const answers: { sentMs: number; status: number; body: string }[] = []
+			const ask = async () => {
+				const sentMs = performance.now() - pausedAt
+				const res = await download(token)
+				const answer = { sentMs, status: res.status, body: await res.text() }
+				answers.push(answer)
+				return answer
+			}
+			try {
+				const first = await pollUntil(ask, (a) => a.status !== 200, CACHE_TRUST_AFTER_SILENCE_MS + MARGIN_MS, 10)
+				const next = await ask()
+				const served = answers.slice(0, -2)
+				// Until then the remembered verdict answered, with the right bytes…
+				expect(served.length).toBeGreaterThan(0)
+				expect(served.map((a) => [a.status, a.body])).toEqual(served.map(() => [200, 'video']))
+				// …and no download sent later than the bound was served from memory.
+				expect({ round, status: first.status }).toEqual({ round, status: 503 })
+				expect((JSON.parse(first.body) as { error: string }).error).toBe('store_unavailable')
+				expect(first.sentMs).toBeLessThanOrEqual(CACHE_TRUST_AFTER_SILENCE_MS + MARGIN_MS)
+				expect(next.status).toBe(503)
+				console.log(
+					`[token-cache] round ${round}: last download served from memory sent ${served.at(-1)?.sentMs.toFixed(0)} ms after the pause, first 503 sent at ${first.sentMs.toFixed(0)} ms (bound ${CACHE_TRUST_AFTER_SILENCE_MS} ms)`,
+				)
+			} finally {
+				server.resume()
+			}
+		}
+	}, 20_000)
 })
 
 // Two instances as deployed (two processes, each with its own event loop):
@@ -173,7 +298,7 @@ describe('two service processes on one Redis', () => {
 	})
 
 	test('FLUSHALL straight in Redis reaches both instances within the invalidation delivery (bounded, never undone)', async () => {
-		// Not through the API, so no barrier: the contract (SPEC §4) is that no
+		// Not through the API, so no barrier: the contract (docs/contract.md §4) is that no
 		// copy outlives the change by more than the invalidation's delivery.
 		const redis = new Redis(server.url)
 		const get = (s: ServerProcess, token: string) =>

@@ -6,7 +6,7 @@ import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
 import type { Config, RedisNatMap, StoreConfig } from '../config'
 import type { RedisClient } from './scripts'
 
-/** Every store command settles within about this long, retries and redirections included (SPEC §4: ~1 s). */
+/** Every store command settles within about this long, retries and redirections included (docs/contract.md §4: ~1 s). */
 export const COMMAND_TIMEOUT_MS = 1000
 
 /** How often the topology is re-read without waiting for an error: Cluster slots, Sentinel's primary. */

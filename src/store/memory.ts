@@ -1,4 +1,5 @@
 import type { Clock } from '../clock'
+import { createFixedWindows } from './rate-limit'
 import type { CreateResult, NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
 
 interface MemoryRecord {
@@ -21,7 +22,7 @@ interface MemoryRecord {
 export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: number }): TokenStore {
 	const { clock } = opts
 	const users = new Map<string, Map<string, MemoryRecord>>()
-	const issueWindows = new Map<string, { count: number; resetAtMs: number }>()
+	const issueWindows = createFixedWindows(clock)
 	const nowS = () => Math.floor(clock() / 1000)
 
 	function live(userId: string, jti: string): MemoryRecord | undefined {
@@ -42,29 +43,16 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 		return tokens.size === 0 ? undefined : tokens
 	}
 
-	// Fixed windows like the Redis script: every issue counts, refused ones too.
-	function overIssueLimit(userId: string, limit: NonNullable<Parameters<TokenStore['create']>[1]>): number | null {
-		const now = clock()
-		let window = issueWindows.get(userId)
-		if (!window || window.resetAtMs <= now) {
-			window = { count: 0, resetAtMs: now + limit.windowS * 1000 }
-			issueWindows.set(userId, window)
-		}
-		window.count++
-		return window.count > limit.limit ? Math.ceil((window.resetAtMs - now) / 1000) : null
-	}
-
 	const sweep = setInterval(() => {
 		for (const userId of [...users.keys()]) dropExpired(userId)
-		const now = clock()
-		for (const [userId, window] of issueWindows) if (window.resetAtMs <= now) issueWindows.delete(userId)
+		issueWindows.sweep()
 	}, opts.sweepIntervalMs ?? 60_000)
 	sweep.unref()
 
 	return {
 		async create(r: NewTokenRecord, limit): Promise<CreateResult> {
-			const retryAfterS = limit ? overIssueLimit(r.userId, limit) : null
-			if (retryAfterS !== null) return { status: 'rate_limited', retryAfterS }
+			const issue = limit ? issueWindows.hit(r.userId, limit) : null
+			if (issue && !issue.allowed) return { status: 'rate_limited', retryAfterS: issue.retryAfterS }
 			const tokens = dropExpired(r.userId) ?? new Map<string, MemoryRecord>()
 			users.set(r.userId, tokens)
 			tokens.set(r.jti, {

@@ -35,22 +35,50 @@ export function createRedisRateLimiter(client: RedisClient, prefix: string): Rat
 	}
 }
 
-/** In-process rate limiter for the development store; same semantics, one process. */
-export function createMemoryRateLimiter(clock: Clock): RateLimiter {
+/** Fixed-window counters of one process: the memory rate limiter's and the memory store's issue limit. */
+export interface FixedWindows {
+	/** Counts one event for `key` (refused ones too, as the Redis script does) against `rule`. */
+	hit(key: string, rule: RateLimit): RateLimitHit
+	/** Forgets windows that are over. */
+	sweep(): void
+}
+
+/** Past this many windows, starting a new one first forgets those that are over. */
+const SWEEP_ABOVE = 10_000
+
+/**
+ * Fixed windows in memory with the Redis script's semantics: a window starts
+ * with its first event and lasts `rule.windowS`; every event counts.
+ */
+export function createFixedWindows(clock: Clock): FixedWindows {
 	const windows = new Map<string, { count: number; resetAt: number }>()
+	const sweep = () => {
+		const now = clock()
+		for (const [key, w] of windows) if (w.resetAt <= now) windows.delete(key)
+	}
 	return {
-		async hit(scope, id, rule) {
-			const key = `${scope}:${id}`
+		hit(key, rule) {
 			const now = clock()
 			let window = windows.get(key)
 			if (!window || window.resetAt <= now) {
 				// Opportunistic sweep keeps the map bounded by active clients.
-				if (windows.size > 10_000) for (const [k, w] of windows) if (w.resetAt <= now) windows.delete(k)
+				if (windows.size > SWEEP_ABOVE) sweep()
 				window = { count: 0, resetAt: now + rule.windowS * 1000 }
 				windows.set(key, window)
 			}
 			window.count++
 			return { allowed: window.count <= rule.limit, retryAfterS: Math.ceil((window.resetAt - now) / 1000) }
+		},
+		sweep,
+	}
+}
+
+/** In-process rate limiter for the development store; same semantics, one process. */
+export function createMemoryRateLimiter(clock: Clock): RateLimiter {
+	const windows = createFixedWindows(clock)
+	return {
+		async hit(scope, id, rule) {
+			return windows.hit(`${scope}:${id}`, rule)
 		},
 	}
 }

@@ -12,15 +12,17 @@ export type { RedisClient } from './scripts'
 // b bytes left in the budget, a resume allowance left, r revoked flag, and one
 // `v:<reservation>` per body in flight (its reserved bytes, or `x` once cancelled).
 // Scripts run in RESP2 mode inside Redis (no redis.setresp), so nil is false
-// and tables come back as arrays whatever protocol the client speaks. Byte
-// counts travel as strings: Lua prints numbers above 10^14 in exponent form.
+// and tables come back as arrays of bulk strings and integers whatever
+// protocol the client speaks; each script answers a status string first.
+// Byte counts travel as strings (ARGV, '%d'): Lua prints numbers above 10^14
+// in exponent form; a number in a reply table becomes an exact integer.
 
 // Counts the issue against the user's window (KEYS[3]) and, when allowed,
-// writes the record and its index entry. Returns {1} or {0, window ms left}.
+// writes the record and its index entry. Returns {'created'} or {'rate_limited', window ms left}.
 const CREATE = `
 if tonumber(ARGV[10]) > 0 then
 ${luaWindowHit('KEYS[3]', 'ARGV[11]')}
-  if n > tonumber(ARGV[10]) then return {0, ttl} end
+  if n > tonumber(ARGV[10]) then return {'rate_limited', ttl} end
 end
 redis.call('HSET', KEYS[1], 'f', ARGV[2], 'i', ARGV[3], 'e', ARGV[4])
 if ARGV[6] ~= '' then
@@ -32,30 +34,31 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
-return {1, 0}
+return {'created'}
 `
 
-// Returns {code, bytesLeft}: 0 missing, 1 unlimited ok, 2 revoked, 3 used up,
-// 4 budgeted ok, 5 record for another file, 6 reservation cancelled before it arrived.
+// Returns {status} or {status, bytes left}, the status as TakeResult names it:
+// ok_unlimited, ok (budgeted), missing, revoked, used_up, mismatch (record for
+// another file), cancelled (reservation cancelled before it arrived).
 // ARGV: bytes, filename ('' = unchecked), reservation field ('' = none).
 const TAKE = `
 local v = redis.call('HMGET', KEYS[1], 'f', 'r', 'b')
-if not v[1] then return {0, 0} end
-if ARGV[2] ~= '' and v[1] ~= ARGV[2] then return {5, 0} end
-if v[2] then return {2, 0} end
-if not v[3] then return {1, 0} end
+if not v[1] then return {'missing'} end
+if ARGV[2] ~= '' and v[1] ~= ARGV[2] then return {'mismatch'} end
+if v[2] then return {'revoked'} end
+if not v[3] then return {'ok_unlimited'} end
 local left = tonumber(v[3])
 local want = tonumber(ARGV[1])
-if want == 0 then return {4, left} end
+if want == 0 then return {'ok', left} end
 if ARGV[3] ~= '' then
   local prior = redis.call('HGET', KEYS[1], ARGV[3])
-  if prior == 'x' then return {6, left} end
-  if prior then return {4, left} end
+  if prior == 'x' then return {'cancelled'} end
+  if prior then return {'ok', left} end
 end
-if want > left then return {3, left} end
+if want > left then return {'used_up', left} end
 left = redis.call('HINCRBY', KEYS[1], 'b', '-' .. ARGV[1])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[1]) end
-return {4, left}
+return {'ok', left}
 `
 
 // ARGV: reservation field, bytes written, '1' when the connection broke. Returns the bytes given back.
@@ -100,14 +103,46 @@ return n
 
 const UNLIMITED: TakeResult = Object.freeze({ status: 'ok', budgeted: false })
 
-const TAKE_CODES: Record<number, (left: number) => TakeResult> = {
-	0: () => ({ status: 'missing' }),
-	1: () => UNLIMITED,
-	2: () => ({ status: 'revoked' }),
-	3: (bytesLeft) => ({ status: 'used_up', bytesLeft }),
-	4: (bytesLeft) => ({ status: 'ok', budgeted: true, bytesLeft }),
-	5: () => ({ status: 'mismatch' }),
-	6: () => ({ status: 'cancelled' }),
+/** A script's reply `{status, …}` as its status string and the rest; RESP2 and RESP3 alike send a bulk string. */
+function statusOf(reply: unknown, script: string): { status: string; rest: unknown[] } {
+	const [status, ...rest] = Array.isArray(reply) ? (reply as unknown[]) : []
+	if (typeof status !== 'string' && !(status instanceof Buffer)) {
+		throw new StoreUnavailableError(new Error(`unexpected ${script} reply ${String(reply)}`))
+	}
+	return { status: String(status), rest }
+}
+
+/** TAKE's reply as a TakeResult; an unknown status means a script this code does not know. */
+function takeResult(reply: unknown): TakeResult {
+	const { status, rest } = statusOf(reply, 'take')
+	switch (status) {
+		case 'ok_unlimited':
+			return UNLIMITED
+		case 'ok':
+			return { status: 'ok', budgeted: true, bytesLeft: toInt(rest[0]) }
+		case 'used_up':
+			return { status: 'used_up', bytesLeft: toInt(rest[0]) }
+		case 'missing':
+		case 'revoked':
+		case 'mismatch':
+		case 'cancelled':
+			return { status }
+		default:
+			throw new StoreUnavailableError(new Error(`unexpected take status ${status}`))
+	}
+}
+
+/** CREATE's reply as a CreateResult. */
+function createResult(reply: unknown): CreateResult {
+	const { status, rest } = statusOf(reply, 'create')
+	switch (status) {
+		case 'created':
+			return { status: 'created' }
+		case 'rate_limited':
+			return { status: 'rate_limited', retryAfterS: Math.ceil(toInt(rest[0]) / 1000) }
+		default:
+			throw new StoreUnavailableError(new Error(`unexpected create status ${status}`))
+	}
 }
 
 /** Options of the Redis store. */
@@ -164,31 +199,31 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		}
 	}
 
-	// Without replica acknowledgement a script is one command; with it, the
-	// script and WAIT travel in one pipeline, so WAIT runs on the same
-	// connection (and, on Cluster, the same node) right after the write.
-	async function write(script: Script, keys: readonly string[], args: readonly (string | number)[]) {
-		if (ack === 0) return script.run(keys, args)
+	// Runs `pipeline` followed by WAIT on the same connection (and, on Cluster,
+	// the same node): resolves with the first command's reply once `ack`
+	// replicas have everything written before it, else rejects.
+	async function acknowledged(pipeline: ChainableCommander): Promise<unknown> {
 		return guard(async () => {
-			const pipeline: ChainableCommander = script.queue(client.pipeline(), keys, args).wait(ack, ackTimeoutMs)
-			const [[scriptErr, reply] = [null, null], [waitErr, acked] = [null, 0]] = (await pipeline.exec()) ?? []
-			if (scriptErr) throw scriptErr
-			if (waitErr) throw waitErr
-			if (toInt(acked) < ack) throw new Error(`only ${toInt(acked)} of ${ack} replicas acknowledged the write`)
-			return reply
+			const replies = (await pipeline.wait(ack, ackTimeoutMs).exec()) ?? []
+			for (const [err] of replies) if (err) throw err
+			const acked = toInt(replies.at(-1)?.[1] ?? 0)
+			if (!(acked >= ack)) throw new Error(`only ${acked} of ${ack} replicas acknowledged the write`)
+			return replies[0]?.[1]
 		})
 	}
 
-	// After a take that charged: WAIT on the connection that ran it (and, on Cluster, the
-	// node) that ran it, reached through a keyed no-op in the same pipeline. A
-	// take that wrote nothing (a refusal, an unlimited token) waits for nothing.
+	// Without replica acknowledgement a script is one command; with it, the
+	// script and WAIT travel in one pipeline.
+	async function write(script: Script, keys: readonly string[], args: readonly (string | number)[]) {
+		if (ack === 0) return script.run(keys, args)
+		return acknowledged(script.queue(client.pipeline(), keys, args))
+	}
+
+	// After a take that charged: WAIT on the connection that ran it, reached
+	// through a keyed no-op (on Cluster, the node owning the key). A take that
+	// wrote nothing (a refusal, an unlimited token) waits for nothing.
 	async function replicated(via: RedisClient, key: string): Promise<void> {
-		if (ack === 0) return
-		await guard(async () => {
-			const [, [waitErr, acked] = [null, 0]] = (await via.pipeline().exists(key).wait(ack, ackTimeoutMs).exec()) ?? []
-			if (waitErr) throw waitErr
-			if (toInt(acked) < ack) throw new Error(`only ${toInt(acked)} of ${ack} replicas acknowledged the write`)
-		})
+		if (ack > 0) await acknowledged(via.pipeline().exists(key))
 	}
 
 	async function liveJtis(userId: string): Promise<string[]> {
@@ -203,7 +238,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 	return {
 		async create(r: NewTokenRecord, limit?: RateLimit): Promise<CreateResult> {
 			const ttlMs = Math.max(1, (r.expiresAtS - nowS()) * 1000)
-			const reply = (await write(
+			const reply = await write(
 				scripts.create,
 				[tokenKey(r.userId, r.jti), indexKey(r.userId), issueLimitKey(r.userId)],
 				[
@@ -219,9 +254,8 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 					limit?.limit ?? 0,
 					(limit?.windowS ?? 0) * 1000,
 				],
-			)) as unknown[]
-			if (toInt(reply[0]) === 1) return { status: 'created' }
-			return { status: 'rate_limited', retryAfterS: Math.ceil(toInt(reply[1]) / 1000) }
+			)
+			return createResult(reply)
 		},
 
 		async take(userId, jti, bytes, options = {}): Promise<TakeResult> {
@@ -233,10 +267,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 			const ticket = tracked ? cache.ticket() : null
 			const field = options.reservation ? reservationField(options.reservation) : ''
 			const args = [bytes, options.filename ?? '', field]
-			const reply = (await (tracked ? trackedTake : scripts.take).run([key], args)) as unknown[]
-			const decode = TAKE_CODES[toInt(reply[0])]
-			if (!decode) throw new StoreUnavailableError(new Error(`unexpected take reply ${String(reply[0])}`))
-			const result = decode(toInt(reply[1]))
+			const result = takeResult(await (tracked ? trackedTake : scripts.take).run([key], args))
 			if (result.status === 'ok' && result.budgeted && bytes > 0) await replicated(tracked ? cache.client : client, key)
 			if (tracked && result === UNLIMITED && options.filename !== undefined) cache.fill(key, options.filename, ticket)
 			return result

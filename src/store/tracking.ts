@@ -37,16 +37,29 @@ export interface TrackedCache {
 	 * be refused everywhere from the very next request (a revocation).
 	 */
 	barrier(timeoutMs: number): Promise<void>
-	/** Whether entries are trusted right now. */
-	readonly trusted: boolean
 	/** Stops tracking and closes the invalidation connection. */
 	close(): Promise<void>
 }
 
 const INVALIDATE_CHANNEL = '__redis__:invalidate'
+/** How often the invalidation connection is pinged (when no ping is waiting for its answer). */
+const HEARTBEAT_EVERY_MS = 250
 /** A Redis that does not answer a heartbeat within this long is not trusted (a hung primary keeps its sockets open). */
 const HEARTBEAT_TIMEOUT_MS = 1000
-const HEARTBEAT_EVERY_MS = 250
+
+/**
+ * The longest a remembered verdict may still be used after Redis stops
+ * answering: a closed connection flushes the cache as soon as the process
+ * sees it close (milliseconds); a hung server keeps its sockets open, and is
+ * distrusted when a heartbeat sent at most `HEARTBEAT_EVERY_MS` after it hung
+ * goes `HEARTBEAT_TIMEOUT_MS` unanswered. Using a verdict within this window
+ * is safe: a revocation is acknowledged to its caller only once every
+ * instance confirmed it dropped its copy (the barrier), so any revocation
+ * acknowledged before Redis went silent was already applied here; and while
+ * Redis is silent nothing can be revoked (the revoke itself fails with 503).
+ * This must stay below the time Redis needs to fail over to a new primary.
+ */
+export const CACHE_TRUST_AFTER_SILENCE_MS = HEARTBEAT_EVERY_MS + HEARTBEAT_TIMEOUT_MS
 
 /**
  * Tracking in REDIRECT mode: the data connection (`client`, which the store
@@ -165,22 +178,28 @@ export function createTrackedCache(
 	// A hung server (paused VM, partition) closes no socket: while it does not
 	// answer, nothing it said is trusted, since a failover may already be taking
 	// revocations elsewhere. Once it answers again, tracking is switched on afresh.
-	let pingSentAt: number | null = null
+	// Each ping arms its own timer, so silence is noticed HEARTBEAT_TIMEOUT_MS
+	// after the ping to the millisecond, not at the next tick of the interval.
+	let pinging = false
 	const heartbeat = setInterval(() => {
-		if (closed || subscriber.status !== 'ready') return
-		const now = performance.now()
-		if (pingSentAt !== null) {
-			if (now - pingSentAt > HEARTBEAT_TIMEOUT_MS && trusted) distrust('Redis did not answer a heartbeat')
-			return
+		if (closed || pinging || subscriber.status !== 'ready') return
+		pinging = true
+		const silent = () => {
+			if (trusted) distrust('Redis did not answer a heartbeat')
 		}
-		pingSentAt = now
+		const silence = setTimeout(silent, HEARTBEAT_TIMEOUT_MS)
+		silence.unref?.()
 		subscriber.ping().then(
 			() => {
-				pingSentAt = null
+				clearTimeout(silence)
+				pinging = false
 				if (!trusted && !unsupported) void enable()
 			},
 			() => {
-				pingSentAt = null
+				// Timed out or dropped: no answer either way.
+				clearTimeout(silence)
+				pinging = false
+				silent()
 			},
 		)
 	}, HEARTBEAT_EVERY_MS)
@@ -227,9 +246,6 @@ export function createTrackedCache(
 				clearTimeout(timer)
 				pendingBarriers.delete(nonce)
 			}
-		},
-		get trusted() {
-			return trusted
 		},
 		async close() {
 			closed = true

@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { bearer, downloadPath, makeTestApp, type StoreKind, type TestApp } from '../support/helpers'
+import { Redis } from 'ioredis'
+import { createMemoryTokenStore } from '../../src/store/memory'
+import { createFixedWindows, createMemoryRateLimiter } from '../../src/store/rate-limit'
+import { record } from '../store-contract'
+import { bearer, downloadPath, fakeClock, makeTestApp, type StoreKind, type TestApp } from '../support/helpers'
 
 describe.each<StoreKind>(['redis', 'memory'])('rate limits (%s store)', (store) => {
 	let t: TestApp
@@ -80,4 +84,56 @@ test('a refused IP is blocked until its window resets, then counted afresh', asy
 	t.clock.advance(61_000)
 	expect((await deny()).status).toBe(401)
 	await t.close()
+})
+
+test('in memory, one fixed-window counter: it starts with the first event, counts refused ones, and ends windowS later', () => {
+	const clock = fakeClock()
+	const windows = createFixedWindows(clock.now)
+	const rule = { limit: 2, windowS: 10 }
+	expect(windows.hit('k', rule)).toEqual({ allowed: true, retryAfterS: 10 })
+	clock.advance(4_500)
+	expect(windows.hit('k', rule)).toEqual({ allowed: true, retryAfterS: 6 })
+	expect(windows.hit('k', rule)).toEqual({ allowed: false, retryAfterS: 6 })
+	expect(windows.hit('other', rule)).toEqual({ allowed: true, retryAfterS: 10 })
+	clock.advance(5_499)
+	expect(windows.hit('k', rule)).toEqual({ allowed: false, retryAfterS: 1 })
+	clock.advance(1)
+	expect(windows.hit('k', rule)).toEqual({ allowed: true, retryAfterS: 10 })
+	// Sweeping forgets only windows that are over.
+	windows.sweep()
+	expect(windows.hit('k', rule)).toEqual({ allowed: true, retryAfterS: 10 })
+})
+
+test('the memory rate limiter and the memory store’s issue limit count alike', async () => {
+	const clock = fakeClock()
+	const limiter = createMemoryRateLimiter(clock.now)
+	const store = createMemoryTokenStore({ clock: clock.now })
+	const rule = { limit: 2, windowS: 10 }
+	const user = 'same-user'
+	try {
+		const limited: unknown[] = []
+		const issued: unknown[] = []
+		for (let i = 0; i < 4; i++) {
+			limited.push(await limiter.hit('issue', user, rule))
+			issued.push(await store.create(record(clock, { userId: user }), rule))
+			clock.advance(3_000)
+		}
+		expect(limited).toEqual([
+			{ allowed: true, retryAfterS: 10 },
+			{ allowed: true, retryAfterS: 7 },
+			{ allowed: false, retryAfterS: 4 },
+			{ allowed: false, retryAfterS: 1 },
+		])
+		expect(issued).toEqual([
+			{ status: 'created' },
+			{ status: 'created' },
+			{ status: 'rate_limited', retryAfterS: 4 },
+			{ status: 'rate_limited', retryAfterS: 1 },
+		])
+		// The window is over: both allow again.
+		expect(await limiter.hit('issue', user, rule)).toEqual({ allowed: true, retryAfterS: 10 })
+		expect(await store.create(record(clock, { userId: user }), rule)).toEqual({ status: 'created' })
+	} finally {
+		await store.close()
+	}
 })
