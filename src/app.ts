@@ -9,6 +9,7 @@ import { errorFields } from './log'
 import { docsModule } from './modules/docs'
 import { downloadsModule } from './modules/downloads'
 import { lifecycleModule } from './modules/lifecycle'
+import { createCursorCodec } from './modules/lifecycle/cursor'
 import { createLifecycleService } from './modules/lifecycle/service'
 import { opsModule } from './modules/ops'
 import { createTelemetry } from './modules/ops/telemetry'
@@ -43,6 +44,8 @@ export function createApp(deps: Deps) {
 		defaultTtlS: config.defaultTtlS,
 		resumeAllowanceBytes: config.resumeAllowanceBytes,
 		rateLimitIssue: config.rateLimitIssue,
+		maxLiveTokens: config.maxLiveTokensPerUser,
+		expiryGraceS: config.expiryGraceS,
 	})
 	const callerAuth = createCallerAuth(config, clock)
 	const telemetry = createTelemetry({ log, metrics, logsRequests: log.enabled('info') })
@@ -118,7 +121,12 @@ export function createApp(deps: Deps) {
 				onIssued: (budgeted) => metrics.tokensIssued.inc({ budgeted: budgeted ? 'true' : 'false' }),
 			}),
 		)
-		.use(lifecycleModule({ lifecycle: createLifecycleService({ store, codec }), callerAuth }))
+		.use(
+			lifecycleModule({
+				lifecycle: createLifecycleService({ store, codec, cursors: createCursorCodec(config.jwtSecret) }),
+				callerAuth,
+			}),
+		)
 		.use(downloads.plugin)
 }
 

@@ -1,149 +1,85 @@
 import type { ChainableCommander } from 'ioredis'
 import type { Clock } from '../clock'
-import type { RateLimit } from '../config'
 import { StoreUnavailableError } from '../errors'
-import { defineScripts, luaWindowHit, type RedisClient, type Script, toInt } from './scripts'
+import { type EventEntry, newEventIdBase, type StoreEvents } from './events'
+import { CANCEL, CREATE, PRUNE, REVOKE, SETTLE, TAKE } from './redis-scripts'
+import { defineScripts, type RedisClient, type Script, toInt } from './scripts'
 import type { TrackedCache } from './tracking'
-import type { CreateResult, NewTokenRecord, TakeResult, TokenInfo, TokenStore } from './types'
+import {
+	type CreateResult,
+	type EventContext,
+	POSITION_PATTERN,
+	type TakeResult,
+	type TokenInfo,
+	type TokenStore,
+} from './types'
 
 export type { RedisClient } from './scripts'
 
-// Record fields: f filename, i issued-at (s), e expires-at (s), m max uses,
-// b bytes left in the budget, a resume allowance left, r revoked flag, and one
-// `v:<reservation>` per body in flight (its reserved bytes, or `x` once cancelled).
-// Scripts run in RESP2 mode inside Redis (no redis.setresp), so nil is false
-// and tables come back as arrays of bulk strings and integers whatever
-// protocol the client speaks; each script answers a status string first.
-// Byte counts travel as strings (ARGV, '%d'): Lua prints numbers above 10^14
-// in exponent form; a number in a reply table becomes an exact integer.
-
-// Counts the issue against the user's window (KEYS[3]) and, when allowed,
-// writes the record and its index entry. Returns {'created'} or {'rate_limited', window ms left}.
-const CREATE = `
-if tonumber(ARGV[10]) > 0 then
-${luaWindowHit('KEYS[3]', 'ARGV[11]')}
-  if n > tonumber(ARGV[10]) then return {'rate_limited', ttl} end
-end
-redis.call('HSET', KEYS[1], 'f', ARGV[2], 'i', ARGV[3], 'e', ARGV[4])
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[1], 'm', ARGV[6], 'b', ARGV[7], 'a', ARGV[8])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[9])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-end
-return {'created'}
-`
-
-// Returns {status} or {status, bytes left}, the status as TakeResult names it:
-// ok_unlimited, ok (budgeted), missing, revoked, used_up, mismatch (record for
-// another file), cancelled (reservation cancelled before it arrived).
-// ARGV: bytes, filename ('' = unchecked), reservation field ('' = none).
-const TAKE = `
-local v = redis.call('HMGET', KEYS[1], 'f', 'r', 'b')
-if not v[1] then return {'missing'} end
-if ARGV[2] ~= '' and v[1] ~= ARGV[2] then return {'mismatch'} end
-if v[2] then return {'revoked'} end
-if not v[3] then return {'ok_unlimited'} end
-local left = tonumber(v[3])
-local want = tonumber(ARGV[1])
-if want == 0 then return {'ok', left} end
-if ARGV[3] ~= '' then
-  local prior = redis.call('HGET', KEYS[1], ARGV[3])
-  if prior == 'x' then return {'cancelled'} end
-  if prior then return {'ok', left} end
-end
-if want > left then return {'used_up', left} end
-left = redis.call('HINCRBY', KEYS[1], 'b', '-' .. ARGV[1])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[1]) end
-return {'ok', left}
-`
-
-// ARGV: reservation field, bytes written, '1' when the connection broke. Returns the bytes given back.
-const SETTLE = `
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if not v or v == 'x' then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-if ARGV[3] ~= '1' then return 0 end
-local reserved = tonumber(v)
-local written = math.min(math.max(tonumber(ARGV[2]), 0), reserved)
-local extra = math.min(written, tonumber(redis.call('HGET', KEYS[1], 'a') or '0'))
-if extra > 0 then redis.call('HINCRBY', KEYS[1], 'a', string.format('%d', -extra)) end
-local back = reserved - written + extra
-if back > 0 then redis.call('HINCRBY', KEYS[1], 'b', string.format('%d', back)) end
-return string.format('%d', back)
-`
-
-// ARGV: reservation field. Leaves a tombstone so a charge arriving later is refused.
-const CANCEL = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], 'x')
-if v and v ~= 'x' then
-  redis.call('HINCRBY', KEYS[1], 'b', v)
-  return 1
-end
-return 0
-`
-
-// Revokes the given records (those for file ARGV[1] when set). Counts newly
-// revoked ones, or every known one with ARGV[2] = 'count-known' (single revoke is idempotent).
-const REVOKE = `
-local n = 0
-for i = 1, #KEYS do
-  local f = redis.call('HGET', KEYS[i], 'f')
-  if f and (ARGV[1] == '' or f == ARGV[1]) then
-    if redis.call('HSETNX', KEYS[i], 'r', '1') == 1 or ARGV[2] == 'count-known' then n = n + 1 end
-  end
-end
-return n
-`
-
 const UNLIMITED: TakeResult = Object.freeze({ status: 'ok', budgeted: false })
 
-/** A script's reply `{status, …}` as its status string and the rest; RESP2 and RESP3 alike send a bulk string. */
-function statusOf(reply: unknown, script: string): { status: string; rest: unknown[] } {
-	const [status, ...rest] = Array.isArray(reply) ? (reply as unknown[]) : []
-	if (typeof status !== 'string' && !(status instanceof Buffer)) {
-		throw new StoreUnavailableError(new Error(`unexpected ${script} reply ${String(reply)}`))
-	}
-	return { status: String(status), rest }
+/** A script's reply `{status, {values}, {events}}`; RESP2 and RESP3 alike send bulk strings and integers. */
+interface Reply {
+	readonly status: string
+	readonly values: readonly unknown[]
+	readonly events: readonly unknown[]
 }
 
+function replyOf(reply: unknown, script: string): Reply {
+	const [status, values, events] = Array.isArray(reply) ? (reply as unknown[]) : []
+	if (typeof status !== 'string' && !(status instanceof Buffer))
+		throw new StoreUnavailableError(new Error(`unexpected ${script} reply ${String(reply)}`))
+	return {
+		status: String(status),
+		values: Array.isArray(values) ? values : [],
+		events: Array.isArray(events) ? events : [],
+	}
+}
+
+const unexpected = (script: string, status: string) =>
+	new StoreUnavailableError(new Error(`unexpected ${script} status ${status}`))
+
 /** TAKE's reply as a TakeResult; an unknown status means a script this code does not know. */
-function takeResult(reply: unknown): TakeResult {
-	const { status, rest } = statusOf(reply, 'take')
+function takeResult({ status, values }: Reply): TakeResult {
 	switch (status) {
 		case 'ok_unlimited':
 			return UNLIMITED
 		case 'ok':
-			return { status: 'ok', budgeted: true, bytesLeft: toInt(rest[0]) }
+			return { status: 'ok', budgeted: true, bytesLeft: toInt(values[0]) }
 		case 'used_up':
-			return { status: 'used_up', bytesLeft: toInt(rest[0]) }
+			return { status: 'used_up', bytesLeft: toInt(values[0]) }
+		case 'too_many_downloads':
+			return { status, retryAfterS: TOO_MANY_DOWNLOADS_RETRY_S }
 		case 'missing':
 		case 'revoked':
 		case 'mismatch':
+		case 'expired':
 		case 'cancelled':
 			return { status }
 		default:
-			throw new StoreUnavailableError(new Error(`unexpected take status ${status}`))
+			throw unexpected('take', status)
 	}
 }
 
 /** CREATE's reply as a CreateResult. */
-function createResult(reply: unknown): CreateResult {
-	const { status, rest } = statusOf(reply, 'create')
+function createResult({ status, values }: Reply): CreateResult {
 	switch (status) {
 		case 'created':
-			return { status: 'created' }
+		case 'too_many_live':
+			return { status }
 		case 'rate_limited':
-			return { status: 'rate_limited', retryAfterS: Math.ceil(toInt(rest[0]) / 1000) }
+			return { status: 'rate_limited', retryAfterS: Math.ceil(toInt(values[0]) / 1000) }
 		default:
-			throw new StoreUnavailableError(new Error(`unexpected create status ${status}`))
+			throw unexpected('create', status)
 	}
 }
+
+/**
+ * When a user holds every download slot, how long to wait before asking
+ * again: the service cannot know when a body will end, and a few seconds
+ * keeps a polling client cheap.
+ */
+const TOO_MANY_DOWNLOADS_RETRY_S = 5
 
 /** Options of the Redis store. */
 export interface RedisStoreOptions {
@@ -159,13 +95,31 @@ export interface RedisStoreOptions {
 	 * trip until any client changes its record. Budget takes always go to Redis.
 	 */
 	readonly cache?: TrackedCache
+	/** Where the scripts' lifecycle events go (docs/contract.md §7); none when absent. */
+	readonly events?: StoreEvents
 }
 
 /** How long a revocation waits for every instance to confirm it dropped its cached copy. */
 const BARRIER_TIMEOUT_MS = 500
+/** Tokens one step of a bulk revocation touches: each step stays well under a few milliseconds. */
+const REVOKE_BATCH = 200
+/** Expired listing entries one step drops. */
+const PRUNE_BATCH = 200
 
 /** The field of a reservation in the token's record. */
 const reservationField = (reservation: string) => `v:${reservation}`
+
+/** A JSON member list (`,"k":v…`) of the policy and limits `token.issued` carries. */
+function issuedFields(r: Parameters<TokenStore['create']>[0], iso: (s: number) => string): string {
+	return `,${JSON.stringify({
+		expires_at: iso(r.expiresAtS),
+		max_uses: r.maxUses,
+		size: r.sizeBytes,
+		not_before: r.policy.nbf === undefined ? null : iso(r.policy.nbf),
+		ip: r.policy.cidr ?? null,
+		rate: r.policy.rate ?? null,
+	}).slice(1, -1)}`
+}
 
 /**
  * The Redis token store. It is given a ready client and does not close it:
@@ -174,22 +128,30 @@ const reservationField = (reservation: string) => `v:${reservation}`
  */
 export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptions): TokenStore {
 	const { prefix, clock, cache } = opts
+	const events = opts.events ?? { mode: 'off' as const }
 	const ack = opts.minReplicasAck ?? 0
 	const ackTimeoutMs = opts.replicaAckTimeoutMs ?? 500
-	const scripts = defineScripts(client, {
-		create: { numberOfKeys: 3, lua: CREATE },
-		take: { numberOfKeys: 1, lua: TAKE },
-		settle: { numberOfKeys: 1, lua: SETTLE },
-		cancel: { numberOfKeys: 1, lua: CANCEL },
+	const definitions = {
+		create: { lua: CREATE },
+		take: { lua: TAKE },
+		settle: { lua: SETTLE },
+		cancel: { lua: CANCEL },
 		revoke: { lua: REVOKE },
-	})
+		prune: { numberOfKeys: 2, lua: PRUNE },
+	}
+	const scripts = defineScripts(client, definitions)
 	// Takes go through the tracked connection when there is a cache, so their reads can fill it;
 	// while that connection is reconnecting they go through the main one and fill nothing.
-	const trackedTake = cache ? defineScripts(cache.client, { take: { numberOfKeys: 1, lua: TAKE } }).take : null
+	const trackedTake = cache ? defineScripts(cache.client, { take: definitions.take }).take : null
 	const tokenKey = (userId: string, jti: string) => `${prefix}t:{${userId}}:${jti}`
-	const indexKey = (userId: string) => `${prefix}u:{${userId}}`
+	const byExpiryKey = (userId: string) => `${prefix}ue:{${userId}}`
+	const byPositionKey = (userId: string) => `${prefix}ul:{${userId}}`
+	const slotsKey = (userId: string) => `${prefix}dl:{${userId}}`
 	const issueLimitKey = (userId: string) => `${prefix}rl:issue:{${userId}}`
+	// Tokens issued before the listing had two indexes lived in this one; revoke-all still drains it.
+	const legacyIndexKey = (userId: string) => `${prefix}u:{${userId}}`
 	const nowS = () => Math.floor(clock() / 1000)
+	const iso = (s: number) => new Date(s * 1000).toISOString().replace('.000Z', 'Z')
 
 	async function guard<T>(op: () => Promise<T>): Promise<T> {
 		try {
@@ -212,11 +174,51 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		})
 	}
 
-	// Without replica acknowledgement a script is one command; with it, the
-	// script and WAIT travel in one pipeline.
-	async function write(script: Script, keys: readonly string[], args: readonly (string | number)[]) {
-		if (ack === 0) return script.run(keys, args)
-		return acknowledged(script.queue(client.pipeline(), keys, args))
+	// The event arguments every script takes first (ARGV[1..7]) and the stream key it writes to, if inline.
+	function withEvents(userId: string, jti: string, context: EventContext | undefined, keys: string[]) {
+		const mode = events.mode
+		const args = [
+			mode,
+			mode === 'off' ? '' : newEventIdBase(),
+			mode === 'off' ? '' : new Date(clock()).toISOString(),
+			mode === 'off' ? 0 : events.maxLen,
+			context?.requestId ?? '',
+			userId,
+			jti,
+		]
+		return { keys: mode === 'inline' ? [...keys, events.key] : keys, args }
+	}
+
+	// Runs a script with the event arguments; hands entries it returned (Cluster) to the writer.
+	async function run(
+		script: Script,
+		name: string,
+		event: { userId: string; jti: string; context?: EventContext | undefined },
+		keys: string[],
+		args: readonly (string | number)[],
+		options: { write: boolean; via?: Script } = { write: true },
+	): Promise<Reply> {
+		const prepared = withEvents(event.userId, event.jti, event.context, keys)
+		const fullArgs = [...prepared.args, ...args]
+		const raw =
+			options.write && ack > 0
+				? await acknowledged(script.queue(client.pipeline(), prepared.keys, fullArgs))
+				: await (options.via ?? script).run(prepared.keys, fullArgs)
+		const reply = replyOf(raw, name)
+		if (reply.events.length > 0 && events.mode !== 'off') {
+			if (events.mode === 'return') {
+				const entries: EventEntry[] = []
+				for (let i = 0; i + 3 < reply.events.length; i += 4)
+					entries.push({
+						id: String(reply.events[i]),
+						type: String(reply.events[i + 1]),
+						timestamp: String(reply.events[i + 2]),
+						data: String(reply.events[i + 3]),
+					})
+				events.write(entries)
+			} else events.written(reply.events.map(String))
+		}
+		return reply
 	}
 
 	// After a take that charged: WAIT on the connection that ran it, reached
@@ -226,33 +228,57 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		if (ack > 0) await acknowledged(via.pipeline().exists(key))
 	}
 
-	async function liveJtis(userId: string): Promise<string[]> {
-		const now = nowS()
-		const index = indexKey(userId)
-		return guard(async () => {
-			await client.zremrangebyscore(index, '-inf', now)
-			return client.zrangebyscore(index, `(${now}`, '+inf')
-		})
+	async function prune(userId: string): Promise<void> {
+		await scripts.prune.run([byExpiryKey(userId), byPositionKey(userId)], [nowS(), PRUNE_BATCH])
+	}
+
+	/** Revokes the records of `jtis` (of `filename` only, when given); the count of newly revoked ones and of known ones. */
+	async function revokeMany(
+		userId: string,
+		jtis: readonly string[],
+		filename: string,
+		scope: 'token' | 'user' | 'file',
+		context: EventContext | undefined,
+	): Promise<{ fresh: number; known: number }> {
+		const keys = jtis.map((jti) => tokenKey(userId, jti))
+		for (const key of keys) cache?.forget(key)
+		const reply = await run(
+			scripts.revoke,
+			'revoke',
+			{ userId, jti: '', context },
+			[byExpiryKey(userId), byPositionKey(userId), ...keys],
+			[filename, jtis.length, context?.by ?? 'service', scope, ...jtis],
+		)
+		return { fresh: toInt(reply.values[0]), known: toInt(reply.values[1]) }
 	}
 
 	return {
-		async create(r: NewTokenRecord, limit?: RateLimit): Promise<CreateResult> {
-			const ttlMs = Math.max(1, (r.expiresAtS - nowS()) * 1000)
-			const reply = await write(
+		async create(r, options): Promise<CreateResult> {
+			const now = nowS()
+			const recordTtlMs = Math.max(1, (r.expiresAtS + r.graceS - now) * 1000)
+			const limit = options.issueLimit
+			const reply = await run(
 				scripts.create,
-				[tokenKey(r.userId, r.jti), indexKey(r.userId), issueLimitKey(r.userId)],
+				'create',
+				{ userId: r.userId, jti: r.jti, context: options },
+				[tokenKey(r.userId, r.jti), byExpiryKey(r.userId), byPositionKey(r.userId), issueLimitKey(r.userId)],
 				[
-					r.jti,
 					r.filename,
 					r.issuedAtS,
 					r.expiresAtS,
-					ttlMs,
+					recordTtlMs,
 					r.maxUses ?? '',
 					r.budgetBytes ?? '',
 					r.allowanceBytes,
-					nowS(),
+					now,
 					limit?.limit ?? 0,
 					(limit?.windowS ?? 0) * 1000,
+					options.maxLive,
+					r.sizeBytes,
+					r.policy.nbf ?? '',
+					r.policy.cidr === undefined ? '' : JSON.stringify(r.policy.cidr),
+					r.policy.rate ?? '',
+					issuedFields(r, iso),
 				],
 			)
 			return createResult(reply)
@@ -260,80 +286,173 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 
 		async take(userId, jti, bytes, options = {}): Promise<TakeResult> {
 			const key = tokenKey(userId, jti)
-			// The remembered state of an unlimited token: exists, not revoked, for this file.
-			const remembered = cache?.lookup(key)
+			const lease = bytes > 0 ? options.lease : undefined
+			// The remembered state of an unlimited token: exists, not revoked, for this file (nothing else to check or hold).
+			const plain = lease === undefined && options.expiredAtS === undefined && options.markStart !== true
+			const remembered = plain ? cache?.lookup(key) : undefined
 			if (remembered !== undefined && remembered === options.filename) return UNLIMITED
-			const tracked = cache !== undefined && trackedTake !== null && cache.client.status === 'ready'
+			// A take that holds a slot reads the slot key, which must not be tracked (its changes would flood every cache).
+			const tracked =
+				lease === undefined && cache !== undefined && trackedTake !== null && cache.client.status === 'ready'
 			const ticket = tracked ? cache.ticket() : null
-			const field = options.reservation ? reservationField(options.reservation) : ''
-			const args = [bytes, options.filename ?? '', field]
-			const result = takeResult(await (tracked ? trackedTake : scripts.take).run([key], args))
-			if (result.status === 'ok' && result.budgeted && bytes > 0) await replicated(tracked ? cache.client : client, key)
-			if (tracked && result === UNLIMITED && options.filename !== undefined) cache.fill(key, options.filename, ticket)
+			const nowMs = clock()
+			const reply = await run(
+				scripts.take,
+				'take',
+				{ userId, jti, context: options },
+				[key, slotsKey(userId)],
+				[
+					bytes,
+					options.filename ?? '',
+					options.reservation ? reservationField(options.reservation) : '',
+					options.start ?? 0,
+					Math.floor(nowMs / 1000),
+					options.expiredAtS ?? '',
+					options.markStart ? '1' : '',
+					lease?.id ?? '',
+					lease?.limit ?? 0,
+					nowMs,
+					lease?.ttlMs ?? 0,
+				],
+				{ write: false, ...(tracked ? { via: trackedTake } : {}) },
+			)
+			const result = takeResult(reply)
+			const wrote = (result.status === 'ok' && result.budgeted && bytes > 0) || (result === UNLIMITED && !plain)
+			if (wrote) await replicated(tracked ? cache.client : client, key)
+			if (tracked && plain && result === UNLIMITED && options.filename !== undefined)
+				cache.fill(key, options.filename, ticket)
 			return result
 		},
 
-		async settle(userId, jti, reservation, written, broken) {
-			return toInt(
-				await write(
-					scripts.settle,
-					[tokenKey(userId, jti)],
-					[reservationField(reservation), Math.max(0, written), broken ? '1' : '0'],
-				),
+		async settle(userId, jti, reservation, written, broken, options) {
+			const reply = await run(
+				scripts.settle,
+				'settle',
+				{ userId, jti, context: options },
+				[tokenKey(userId, jti), byExpiryKey(userId), byPositionKey(userId)],
+				[reservationField(reservation), Math.max(0, written), broken ? '1' : '0'],
 			)
+			return toInt(reply.values[0])
 		},
 
 		async cancel(userId, jti, reservation) {
-			await write(scripts.cancel, [tokenKey(userId, jti)], [reservationField(reservation)])
+			await run(
+				scripts.cancel,
+				'cancel',
+				{ userId, jti },
+				[tokenKey(userId, jti), byExpiryKey(userId), byPositionKey(userId)],
+				[reservationField(reservation)],
+			)
 		},
 
-		async revoke(userId, jti) {
-			cache?.forget(tokenKey(userId, jti))
-			const known = toInt(await write(scripts.revoke, [tokenKey(userId, jti)], ['', 'count-known'])) === 1
+		async release(userId, leaseIds) {
+			if (leaseIds.length === 0) return
+			await guard(() => client.zrem(slotsKey(userId), ...leaseIds))
+		},
+
+		async renew(userId, leaseIds, ttlMs) {
+			if (leaseIds.length === 0) return
+			const until = clock() + ttlMs
+			await guard(async () => {
+				const key = slotsKey(userId)
+				const pipeline = client.pipeline()
+				// XX: a slot already freed (its body ended, or it lapsed) is not brought back.
+				for (const id of leaseIds) pipeline.zadd(key, 'XX', String(until), id)
+				pipeline.pexpire(key, ttlMs)
+				for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err
+			})
+		},
+
+		async revoke(userId, jti, context) {
+			const { known } = await revokeMany(userId, [jti], '', 'token', context)
 			// Answered only once every instance dropped its copy: refused everywhere from the next request.
 			await cache?.barrier(BARRIER_TIMEOUT_MS)
-			return known
+			return known === 1
 		},
 
-		async revokeAll(userId, filename) {
-			const jtis = await liveJtis(userId)
+		async revokeAll(userId, filename, context) {
+			const scope = filename === undefined ? 'user' : 'file'
 			let revoked = 0
-			// Batches keep each script short so one user's revoke-all never blocks Redis for long.
-			for (let i = 0; i < jtis.length; i += 500) {
-				const keys = jtis.slice(i, i + 500).map((jti) => tokenKey(userId, jti))
-				for (const key of keys) cache?.forget(key)
-				revoked += toInt(await write(scripts.revoke, keys, [filename ?? '', 'count-new']))
+			// Walks the listing a batch at a time: each step is one short script, so a user with
+			// tens of thousands of tokens never holds Redis (or a Cluster shard) for long.
+			let after: string | null = null
+			for (;;) {
+				const position: string | null = after
+				const members: string[] = await guard(() =>
+					client.zrange(
+						byPositionKey(userId),
+						position === null ? '+' : `(${position}`,
+						'-',
+						'BYLEX',
+						'REV',
+						'LIMIT',
+						0,
+						REVOKE_BATCH,
+					),
+				)
+				if (members.length === 0) break
+				const jtis = members.map((m) => m.slice(13))
+				revoked += (await revokeMany(userId, jtis, filename ?? '', scope, context)).fresh
+				if (members.length < REVOKE_BATCH) break
+				after = members.at(-1) ?? null
+			}
+			for (let offset = 0; ; offset += REVOKE_BATCH) {
+				const from = offset
+				const legacy = await guard(() =>
+					client.zrange(legacyIndexKey(userId), String(from), String(from + REVOKE_BATCH - 1)),
+				)
+				if (legacy.length === 0) break
+				revoked += (await revokeMany(userId, legacy, filename ?? '', scope, context)).fresh
 			}
 			if (revoked > 0) await cache?.barrier(BARRIER_TIMEOUT_MS)
 			return revoked
 		},
 
-		async list(userId) {
-			const jtis = await liveJtis(userId)
-			if (jtis.length === 0) return []
+		async list(userId, page) {
+			if (page.after !== undefined && !POSITION_PATTERN.test(page.after)) throw new Error('not a listing position')
+			await prune(userId)
+			const members = await guard(() =>
+				client.zrange(
+					byPositionKey(userId),
+					page.after === undefined ? '+' : `(${page.after}`,
+					'-',
+					'BYLEX',
+					'REV',
+					'LIMIT',
+					0,
+					page.limit,
+				),
+			)
+			if (members.length === 0) return { tokens: [], next: null }
 			const rows = await guard(async () => {
 				const pipeline = client.pipeline()
-				for (const jti of jtis) pipeline.hmget(tokenKey(userId, jti), 'f', 'i', 'e', 'm', 'b', 'r')
+				for (const m of members)
+					pipeline.hmget(tokenKey(userId, m.slice(13)), 'f', 'i', 'e', 'm', 'b', 'r', 'n', 'p', 'q')
 				return (await pipeline.exec()) ?? []
 			})
 			const now = nowS()
-			const out: TokenInfo[] = []
+			const tokens: TokenInfo[] = []
 			rows.forEach(([err, value], n) => {
 				if (err) throw new StoreUnavailableError(err)
-				const [f, i, e, m, b, r] = value as (string | null)[]
-				const jti = jtis[n]
+				const [f, i, e, m, b, r, nbf, cidr, rate] = value as (string | null)[]
+				const jti = members[n]?.slice(13)
 				// Revoked, expired and used-up tokens are not live.
 				if (jti === undefined || f == null || e == null || r != null || Number(e) <= now || b === '0') return
-				out.push({
+				tokens.push({
 					jti,
 					filename: f,
 					issuedAtS: Number(i),
 					expiresAtS: Number(e),
 					maxUses: m == null ? null : Number(m),
 					bytesLeft: b == null ? null : Number(b),
+					policy: {
+						...(nbf != null ? { nbf: Number(nbf) } : {}),
+						...(cidr != null ? { cidr: JSON.parse(cidr) as string[] } : {}),
+						...(rate != null ? { rate: Number(rate) } : {}),
+					},
 				})
 			})
-			return out
+			return { tokens, next: members.length === page.limit ? (members.at(-1) ?? null) : null }
 		},
 
 		peek(userId, jti, filename) {

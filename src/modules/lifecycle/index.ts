@@ -1,9 +1,17 @@
 import { Elysia } from 'elysia'
-import type { CallerAuth } from '../../auth/caller'
+import type { Caller, CallerAuth } from '../../auth/caller'
 import { authGuard, guardSecurity } from '../../auth/guard'
 import { FORM_MEDIA_TYPE, JSON_MEDIA_TYPE, readBody } from '../../http/body'
-import { lifecycleModel as model, REVOKE_BODY_LIMIT } from './model'
-import type { LifecycleService } from './service'
+import { requestIdOf } from '../../http/request-id'
+import { assertStrictQuery } from '../../http/strict-query'
+import { DEFAULT_PAGE, listQueryRules, lifecycleModel as model, REVOKE_BODY_LIMIT } from './model'
+import type { Actor, LifecycleService } from './service'
+
+/** Who a guarded route's caller is, for the events it causes. */
+const actorOf = (caller: Caller, set: { headers: Record<string, unknown> }): Actor => ({
+	requestId: requestIdOf(set),
+	by: caller.kind === 'service' ? 'service' : caller.kind === 'user' ? 'owner' : 'anonymous',
+})
 
 export interface LifecycleModuleDeps {
 	readonly lifecycle: LifecycleService
@@ -22,7 +30,7 @@ export function lifecycleModule(deps: LifecycleModuleDeps) {
 			'/api/tokens/revoke',
 			async ({ body, set }) => {
 				set.headers['cache-control'] = 'no-store'
-				return lifecycle.revokePresented(body.token)
+				return lifecycle.revokePresented(body.token, { requestId: requestIdOf(set) })
 			},
 			{
 				...model.revokePresented,
@@ -40,26 +48,29 @@ export function lifecycleModule(deps: LifecycleModuleDeps) {
 		)
 		.get(
 			'/api/users/:user_id/tokens',
-			async ({ params, set }) => {
+			async ({ params, query, set }) => {
 				set.headers['cache-control'] = 'no-store'
-				return { tokens: await lifecycle.list(params.user_id) }
+				return lifecycle.list(params.user_id, { limit: query.limit ?? DEFAULT_PAGE, cursor: query.cursor })
 			},
 			{
 				...model.user,
 				...model.list,
+				// Before the schema converts anything: only the exact spellings count.
+				transform: ({ request }) => assertStrictQuery(request, listQueryRules),
 				auth: 'owner',
 				detail: {
 					tags,
 					security,
-					summary: "List a user's live tokens",
-					description: 'Unexpired, unrevoked tokens that still have budget left, with their remaining byte budget.',
+					summary: "List a user's live tokens, a page at a time",
+					description:
+						'Unexpired, unrevoked tokens that still have budget left, newest first, with their remaining byte budget and policy. Pass next_cursor as cursor for the next page (null on the last one); pages stay consistent while tokens are issued and revoked in between. Unknown or repeated query parameters, and a cursor that was altered or belongs to another user, are 400.',
 				},
 			},
 		)
 		.delete(
 			'/api/users/:user_id/tokens/:jti',
-			async ({ params, set }) => {
-				await lifecycle.revokeOne(params.user_id, params.jti)
+			async ({ params, set, caller }) => {
+				await lifecycle.revokeOne(params.user_id, params.jti, actorOf(caller, set))
 				set.status = 204
 			},
 			{
@@ -74,20 +85,25 @@ export function lifecycleModule(deps: LifecycleModuleDeps) {
 				},
 			},
 		)
-		.delete('/api/users/:user_id/tokens', ({ params }) => lifecycle.revokeAll(params.user_id), {
-			...model.user,
-			...model.revokeAll,
-			auth: 'owner',
-			detail: {
-				tags,
-				security,
-				summary: "Revoke all of a user's live tokens",
-				description: 'Touches only this user.',
+		.delete(
+			'/api/users/:user_id/tokens',
+			({ params, caller, set }) => lifecycle.revokeAll(params.user_id, undefined, actorOf(caller, set)),
+			{
+				...model.user,
+				...model.revokeAll,
+				auth: 'owner',
+				detail: {
+					tags,
+					security,
+					summary: "Revoke all of a user's live tokens",
+					description:
+						'Touches only this user. Works in bounded batches, so it never holds Redis for long whatever the count; repeating it is safe.',
+				},
 			},
-		})
+		)
 		.delete(
 			'/api/users/:user_id/files/:filename/tokens',
-			({ params }) => lifecycle.revokeAll(params.user_id, params.filename),
+			({ params, caller, set }) => lifecycle.revokeAll(params.user_id, params.filename, actorOf(caller, set)),
 			{
 				...model.file,
 				...model.revokeAll,

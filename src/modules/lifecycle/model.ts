@@ -1,5 +1,7 @@
 import { t } from 'elysia'
 import { errorBody, Filename, Forbidden, Jti, StoreUnavailable, Unauthorized, UserId } from '../../http/model'
+import { DIGITS, type QueryRule } from '../../http/strict-query'
+import { CURSOR_PATTERN } from './cursor'
 
 /** A live token as the listing route shows it (docs/contract.md §3.3); the type is derived from it. */
 export const LiveToken = t.Object({
@@ -11,8 +13,53 @@ export const LiveToken = t.Object({
 	bytes_left: t.Nullable(
 		t.Integer({ minimum: 0, description: 'Budget left in bytes (max_uses × size, minus what was sent)' }),
 	),
+	not_before: t.Nullable(t.String({ format: 'date-time', description: 'Valid from (claim nbf); null = at once' })),
+	ip: t.Nullable(t.Array(t.String(), { description: 'CIDR ranges the client must be in (claim cidr)' })),
+	rate: t.Nullable(t.Integer({ description: 'Bytes per second its bodies are paced to (claim rate)' })),
 })
 export type LiveToken = typeof LiveToken.static
+
+/** The most tokens one page of the listing holds, and how many it holds unless asked. */
+export const MAX_PAGE = 1000
+export const DEFAULT_PAGE = 100
+
+const LIMIT_ERROR = `limit must be a whole number from 1 to ${MAX_PAGE}`
+const CURSOR_ERROR = 'cursor must be a next_cursor this listing gave out'
+
+/** The exact spelling each listing parameter accepts (see `assertStrictQuery`). */
+export const listQueryRules: Record<'limit' | 'cursor', QueryRule> = {
+	limit: { pattern: DIGITS, message: LIMIT_ERROR },
+	cursor: { pattern: CURSOR_PATTERN, message: CURSOR_ERROR },
+}
+
+/** One page of the listing, and where the next starts. */
+export const TokenList = t.Object(
+	{
+		tokens: t.Array(LiveToken),
+		next_cursor: t.Nullable(t.String({ description: 'Pass as cursor for the next page; null on the last page' })),
+	},
+	{
+		examples: [
+			{
+				tokens: [
+					{
+						jti: '3f1c9a0b7d2e4c5fa1b2c3d4e5f60718',
+						filename: 'myvideo.mp4',
+						issued_at: '2026-11-24T10:00:00Z',
+						expires_at: '2026-11-24T10:15:00Z',
+						max_uses: 1,
+						bytes_left: 73400320,
+						not_before: null,
+						ip: null,
+						rate: null,
+					},
+				],
+				next_cursor: 'MDAxNzY0MDEyMDAwOjNmMWM5YTBiN2QyZTRjNWZhMWIyYzNkNGU1ZjYwNzE4.q5Vx3cYp8ZkWm1n2B4d6Hg',
+			},
+		],
+	},
+)
+export type TokenList = typeof TokenList.static
 
 const Revoked = t.Object(
 	{ revoked: t.Integer({ minimum: 0, description: 'How many live tokens were revoked' }) },
@@ -75,27 +122,32 @@ export const lifecycleModel = {
 	one: { params: t.Object({ user_id: UserId, jti: Jti }) },
 	file: { params: t.Object({ user_id: UserId, filename: Filename }) },
 	list: {
-		response: {
-			200: t.Object(
-				{ tokens: t.Array(LiveToken) },
-				{
-					examples: [
-						{
-							tokens: [
-								{
-									jti: '3f1c9a0b7d2e4c5fa1b2c3d4e5f60718',
-									filename: 'myvideo.mp4',
-									issued_at: '2026-11-24T10:00:00Z',
-									expires_at: '2026-11-24T10:15:00Z',
-									max_uses: 1,
-									bytes_left: 73400320,
-								},
-							],
-						},
-					],
-				},
+		query: t.Object({
+			limit: t.Optional(
+				t.Integer({
+					minimum: 1,
+					maximum: MAX_PAGE,
+					description: `Tokens per page, 1 to ${MAX_PAGE} (default ${DEFAULT_PAGE})`,
+					examples: [100],
+					error: LIMIT_ERROR,
+				}),
 			),
+			cursor: t.Optional(
+				t.String({
+					description: 'The next_cursor of the previous page; absent for the first page',
+					examples: ['MDAxNzY0MDEyMDAwOjNmMWM5YTBiN2QyZTRjNWZhMWIyYzNkNGU1ZjYwNzE4.q5Vx3cYp8ZkWm1n2B4d6Hg'],
+					error: CURSOR_ERROR,
+				}),
+			),
+		}),
+		response: {
+			200: TokenList,
 			...managed,
+			400: errorBody(
+				['invalid_request'],
+				'A malformed user_id, a bad limit or cursor, or an unknown or repeated query parameter',
+				LIMIT_ERROR,
+			),
 		},
 	},
 	revokeOne: {

@@ -1,22 +1,30 @@
 import { isoSeconds } from '../../clock'
-import { AppError, InvalidRequestError, TokenError } from '../../errors'
+import { AppError, InvalidRequestError } from '../../errors'
 import { assertValidNames, jtiProblem, userIdProblem } from '../../storage/names'
-import type { TokenInfo, TokenStore } from '../../store/types'
+import type { EventContext, TokenInfo, TokenStore } from '../../store/types'
 import type { DownloadTokenCodec } from '../tokens/download-token'
-import type { LiveToken, Revoked, RevokePresented } from './model'
+import type { CursorCodec } from './cursor'
+import type { LiveToken, Revoked, RevokePresented, TokenList } from './model'
+
+/** Who asks a lifecycle route to act, for the token.revoked events it causes. */
+export type Actor = EventContext
 
 export interface LifecycleService {
 	/**
 	 * Revokes the token presented (RFC 7009 style: possession is enough). A
-	 * forged, malformed or expired token revokes nothing and is not an error.
+	 * forged or malformed token revokes nothing and is not an error.
 	 */
-	revokePresented(token: string): Promise<RevokePresented>
-	/** The user's live tokens. Throws `InvalidRequestError`, `StoreUnavailableError`. */
-	list(userId: string): Promise<LiveToken[]>
+	revokePresented(token: string, actor: Actor): Promise<RevokePresented>
+	/**
+	 * One page of the user's live tokens, newest first, after `cursor`.
+	 * Throws `InvalidRequestError` (a cursor that is malformed, altered or
+	 * another user's), `StoreUnavailableError`.
+	 */
+	list(userId: string, page: { limit: number; cursor?: string | undefined }): Promise<TokenList>
 	/** Revokes one token; throws a 404 `not_found` AppError when the user has no such live token. */
-	revokeOne(userId: string, jti: string): Promise<void>
+	revokeOne(userId: string, jti: string, actor: Actor): Promise<void>
 	/** Revokes every live token of the user, or only those for `filename`; returns how many. */
-	revokeAll(userId: string, filename?: string): Promise<Revoked>
+	revokeAll(userId: string, filename: string | undefined, actor: Actor): Promise<Revoked>
 }
 
 function toLive(t: TokenInfo): LiveToken {
@@ -27,43 +35,56 @@ function toLive(t: TokenInfo): LiveToken {
 		expires_at: isoSeconds(t.expiresAtS),
 		max_uses: t.maxUses,
 		bytes_left: t.bytesLeft,
+		not_before: t.policy.nbf === undefined ? null : isoSeconds(t.policy.nbf),
+		ip: t.policy.cidr === undefined ? null : [...t.policy.cidr],
+		rate: t.policy.rate ?? null,
 	}
 }
 
 /** Builds the lifecycle service over the token store; it never sees an HTTP request. */
-export function createLifecycleService(deps: { store: TokenStore; codec: DownloadTokenCodec }): LifecycleService {
-	const { store, codec } = deps
+export function createLifecycleService(deps: {
+	store: TokenStore
+	codec: DownloadTokenCodec
+	cursors: CursorCodec
+}): LifecycleService {
+	const { store, codec, cursors } = deps
 	return {
-		async revokePresented(token) {
-			let claims: Awaited<ReturnType<DownloadTokenCodec['verify']>>
-			try {
-				claims = await codec.verify(token)
-			} catch (err) {
-				// Only authentic tokens name a record we may touch; the rest are already useless.
-				if (err instanceof TokenError) return { revoked: false }
-				throw err
-			}
-			if (userIdProblem(claims.user_id)) return { revoked: false }
-			return { revoked: await store.revoke(claims.user_id, claims.jti) }
+		async revokePresented(token, actor) {
+			// Only authentic tokens name a record we may touch; the rest are already useless.
+			const claims = await codec.authentic(token)
+			if (claims === null || userIdProblem(claims.user_id)) return { revoked: false }
+			return { revoked: await store.revoke(claims.user_id, claims.jti, { ...actor, by: 'holder' }) }
 		},
 
-		async list(userId) {
+		async list(userId, page) {
 			assertValidNames(userId)
-			const tokens = await store.list(userId)
-			return tokens.sort((a, b) => a.issuedAtS - b.issuedAtS || a.jti.localeCompare(b.jti)).map(toLive)
+			let after: string | undefined
+			if (page.cursor !== undefined) {
+				const position = cursors.open(userId, page.cursor)
+				if (position === null)
+					throw new InvalidRequestError(
+						'cursor is not one this listing gave out for this user; start from the first page',
+					)
+				after = position
+			}
+			const found = await store.list(userId, { limit: page.limit, after })
+			return {
+				tokens: found.tokens.map(toLive),
+				next_cursor: found.next === null ? null : cursors.seal(userId, found.next),
+			}
 		},
 
-		async revokeOne(userId, jti) {
+		async revokeOne(userId, jti, actor) {
 			assertValidNames(userId)
 			const problem = jtiProblem(jti)
 			if (problem) throw new InvalidRequestError(problem)
-			if (!(await store.revoke(userId, jti)))
+			if (!(await store.revoke(userId, jti, actor)))
 				throw new AppError('not_found', 404, 'This user has no unexpired token with that jti.')
 		},
 
-		async revokeAll(userId, filename) {
+		async revokeAll(userId, filename, actor) {
 			assertValidNames(userId, filename)
-			return { revoked: await store.revokeAll(userId, filename) }
+			return { revoked: await store.revokeAll(userId, filename, actor) }
 		},
 	}
 }

@@ -40,6 +40,12 @@ export interface DownloadTokenCodec {
 	 * right now without any grace; else null (verify instead). Never throws.
 	 */
 	verifiedSync(token: string): DownloadClaims | null
+	/**
+	 * The claims of an authentic download token whatever the time (expired,
+	 * not yet valid), or null for anything forged or malformed: what may be
+	 * revoked by whoever holds it. Never throws.
+	 */
+	authentic(token: string): Promise<DownloadClaims | null>
 }
 
 /** Longer tokens are refused before any parsing: real ones are a few hundred bytes. */
@@ -192,6 +198,28 @@ export function createDownloadTokenCodec(opts: {
 		return claims
 	}
 
+	// The claims of an authentic token, whatever the time; throws `invalid_token`.
+	async function signedClaims(token: string): Promise<DownloadClaims> {
+		if (token.length > MAX_TOKEN_LENGTH) throw invalid(`The token is longer than ${MAX_TOKEN_LENGTH} characters.`)
+		if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS of three base64url parts.')
+		const key = digest(token)
+		const known = verdicts.get(key)
+		if (known !== undefined) {
+			if (known instanceof TokenError) throw known
+			return known
+		}
+		let claims: DownloadClaims
+		try {
+			claims = await verifyOnce(token)
+		} catch (err) {
+			// An invalid signature or shape is final; it is remembered as such.
+			if (err instanceof TokenError && err.code === 'invalid_token') remember(key, err)
+			throw err
+		}
+		remember(key, claims)
+		return claims
+	}
+
 	return {
 		currentKid,
 
@@ -211,25 +239,14 @@ export function createDownloadTokenCodec(opts: {
 			return `${input}.${new Bun.CryptoHasher('sha256', opts.secret).update(input).digest('base64url')}`
 		},
 
-		async verify(token) {
-			if (token.length > MAX_TOKEN_LENGTH) throw invalid(`The token is longer than ${MAX_TOKEN_LENGTH} characters.`)
-			if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS of three base64url parts.')
-			const key = digest(token)
-			const known = verdicts.get(key)
-			if (known !== undefined) {
-				if (known instanceof TokenError) throw known
-				return current(known)
-			}
-			let claims: DownloadClaims
+		verify: async (token) => current(await signedClaims(token)),
+
+		async authentic(token) {
 			try {
-				claims = await verifyOnce(token)
-			} catch (err) {
-				// An invalid signature or shape is final; it is remembered as such.
-				if (err instanceof TokenError && err.code === 'invalid_token') remember(key, err)
-				throw err
+				return await signedClaims(token)
+			} catch {
+				return null
 			}
-			remember(key, claims)
-			return current(claims)
 		},
 
 		verifiedSync(token) {

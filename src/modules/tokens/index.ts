@@ -2,6 +2,7 @@ import { Elysia } from 'elysia'
 import type { CallerAuth } from '../../auth/caller'
 import { authGuard, guardSecurity } from '../../auth/guard'
 import { InvalidRequestError } from '../../errors'
+import { requestIdOf } from '../../http/request-id'
 import { requestOrigin } from '../../http/request-url'
 import { assertStrictQuery } from '../../http/strict-query'
 import { tokensModel } from './model'
@@ -43,6 +44,7 @@ export function tokensModule(deps: TokensModuleDeps) {
 				maxUses: query.max_uses,
 				policy: { notBefore: query.not_before, ip: query.ip, rate: query.rate },
 				baseUrl: baseUrl(request),
+				requestId: requestIdOf(set),
 			})
 			deps.onIssued?.(issued.max_uses !== null)
 			set.headers['cache-control'] = 'no-store'

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { type Clock, isoSeconds } from '../../clock'
 import type { RateLimit } from '../../config'
-import { FileNotFoundError, InvalidRequestError, RateLimitedError } from '../../errors'
+import { FileNotFoundError, InvalidRequestError, RateLimitedError, TooManyLiveTokensError } from '../../errors'
 import { assertValidNames } from '../../storage/names'
 import type { Storage } from '../../storage/types'
 import type { TokenStore } from '../../store/types'
@@ -22,6 +22,8 @@ export interface IssueRequest {
 	readonly baseUrl: string
 	/** From when, from where and how fast (`not_before`, `ip`, `rate`); none by default. */
 	readonly policy?: PolicyRequest
+	/** Who asked (for the token.issued event). */
+	readonly requestId?: string | undefined
 }
 
 export interface TokenServiceDeps {
@@ -32,14 +34,18 @@ export interface TokenServiceDeps {
 	readonly defaultTtlS: number
 	readonly resumeAllowanceBytes: number
 	readonly rateLimitIssue: RateLimit
+	/** `MAX_LIVE_TOKENS_PER_USER`. */
+	readonly maxLiveTokens: number
+	/** `EXPIRY_GRACE_S`: how long the record outlives the token, for downloads that started in time. */
+	readonly expiryGraceS: number
 }
 
 export interface TokenService {
 	/**
 	 * Checks the names, the policy and that the file exists, then counts the request against
-	 * the user's issue limit and writes the `jti` record in one store round
-	 * trip, then signs. Throws `InvalidRequestError`, `RateLimitedError`,
-	 * `FileNotFoundError`, `StoreUnavailableError`.
+	 * the user's issue limit and live tokens and writes the `jti` record in one store round
+	 * trip, then signs. Throws `InvalidRequestError`, `RateLimitedError`, `TooManyLiveTokensError`,
+	 * `FileNotFoundError`, `StoreUnavailableError`, `StorageUnavailableError`.
 	 */
 	issue(request: IssueRequest): Promise<IssuedToken>
 }
@@ -74,10 +80,14 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 					maxUses,
 					budgetBytes,
 					allowanceBytes: budgetBytes === null ? 0 : Math.min(size, deps.resumeAllowanceBytes),
+					sizeBytes: size,
+					policy,
+					graceS: deps.expiryGraceS,
 				},
-				deps.rateLimitIssue,
+				{ issueLimit: deps.rateLimitIssue, maxLive: deps.maxLiveTokens, requestId: request.requestId },
 			)
 			if (created.status === 'rate_limited') throw new RateLimitedError(created.retryAfterS)
+			if (created.status === 'too_many_live') throw new TooManyLiveTokensError(deps.maxLiveTokens)
 			const token = await deps.codec.sign({ user_id: userId, filename, action: 'download', jti, iat, exp, ...policy })
 			return {
 				token,
