@@ -1,9 +1,8 @@
-import { lookup } from 'node:dns/promises'
 import { readFileSync } from 'node:fs'
-import { isIP } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
 import type { Config, RedisNatMap, StoreConfig } from '../config'
+import { budgetFromEntry, keepConnecting, watchSentinelPrimary } from './ioredis-workarounds'
 import type { RedisClient } from './scripts'
 
 /** Every store command settles within about this long, retries and redirections included (docs/contract.md §4: ~1 s). */
@@ -123,7 +122,16 @@ function sentinelClient(store: SentinelStore): Redis {
 		retryStrategy: reconnectDelay,
 		lazyConnect: true,
 	})
-	const stopWatching = watchSentinelPrimary(client, store, tls, natMap)
+	const stopWatching = watchSentinelPrimary(client, {
+		name: store.name,
+		sentinels: store.sentinels,
+		// The sentinels' own credentials, as sentinelCredentials() gives them to ioredis.
+		...(store.sentinelPassword !== undefined ? { password: store.sentinelPassword } : credentials(store)),
+		...(tls ? { tls } : {}),
+		...(natMap ? { natMap } : {}),
+		everyMs: TOPOLOGY_REFRESH_MS,
+		timeoutMs: COMMAND_TIMEOUT_MS / 2,
+	})
 	keepConnecting(client, () => {
 		stopWatching()
 		// quit() ends the connection without telling the connector, so ioredis keeps
@@ -132,136 +140,6 @@ function sentinelClient(store: SentinelStore): Redis {
 		client.disconnect()
 	})
 	return client
-}
-
-/**
- * ioredis ends a Sentinel client for good when its failover detector drops a
- * connection attempt that is still asking the sentinels: the attempt rejects
- * with "Connection is closed." and the status becomes `end`, so a failover
- * completing at that moment left the instance answering 503 until restarted.
- * Unless `quit()` or `disconnect()` ended it, `client` connects again; when
- * they did, `closed` runs once.
- */
-export function keepConnecting(client: Redis, closed: () => void = () => {}): void {
-	let closing = false
-	const quit = client.quit.bind(client)
-	const disconnect = client.disconnect.bind(client)
-	client.quit = ((...args: Parameters<Redis['quit']>) => {
-		closing = true
-		return quit(...args)
-	}) as Redis['quit']
-	client.disconnect = (reconnect = false) => {
-		if (!reconnect) closing = true
-		disconnect(reconnect)
-	}
-	let finished = false
-	client.on('end', () => {
-		if (closing) {
-			if (!finished) {
-				finished = true
-				closed()
-			}
-			return
-		}
-		setTimeout(() => {
-			if (!closing && client.status === 'end') client.connect().catch(() => {})
-		}, reconnectDelay(1))
-	})
-}
-
-/** One sentinel's view of the primary. */
-interface PrimaryView {
-	readonly host: string
-	readonly port: number
-	readonly epoch: number
-}
-
-function parsePrimaryView(reply: unknown): PrimaryView | null {
-	if (!Array.isArray(reply)) return null
-	const fields = new Map<string, string>()
-	for (let i = 0; i + 1 < reply.length; i += 2) fields.set(String(reply[i]), String(reply[i + 1]))
-	const host = fields.get('ip')
-	const port = Number(fields.get('port'))
-	const epoch = Number(fields.get('config-epoch'))
-	if (!host || !Number.isInteger(port) || !Number.isInteger(epoch)) return null
-	return { host, port, epoch }
-}
-
-const plainIp = (address: string | undefined): string => (address ?? '').replace(/^::ffff:/, '')
-
-/** True when `socket` is connected to `target` (a host name is resolved first). */
-async function connectedTo(
-	socket: { remoteAddress?: string | undefined; remotePort?: number | undefined },
-	target: HostPort,
-): Promise<boolean> {
-	if (socket.remotePort !== target.port) return false
-	const peer = plainIp(socket.remoteAddress)
-	if (isIP(target.host)) return plainIp(target.host) === peer
-	const addresses = await lookup(target.host, { all: true })
-	return addresses.some((a) => plainIp(a.address) === peer)
-}
-
-/**
- * Belt to the failover detector's braces: every second (and on each ready)
- * asks every sentinel for the primary, trusts the highest config epoch, and
- * drops the connection when it is to another node. This catches a missed
- * +switch-master (a sentinel connection that was down, a detector being
- * re-subscribed during a reconnect) and, above all, a frozen old primary that
- * resumes still believing it is primary: no further command goes to it.
- */
-function watchSentinelPrimary(
-	client: Redis,
-	store: SentinelStore,
-	tls: ConnectionOptions | undefined,
-	natMap: ((key: string) => HostPort | null) | undefined,
-): () => void {
-	const watchers = store.sentinels.map(
-		(s) =>
-			new Redis({
-				host: s.host,
-				port: s.port,
-				...(store.sentinelPassword !== undefined ? { password: store.sentinelPassword } : credentials(store)),
-				...(tls ? { tls } : {}),
-				connectTimeout: COMMAND_TIMEOUT_MS / 2,
-				commandTimeout: COMMAND_TIMEOUT_MS / 2,
-				disconnectTimeout: 100,
-				maxRetriesPerRequest: 0,
-				enableReadyCheck: false,
-				retryStrategy: () => TOPOLOGY_REFRESH_MS,
-				lazyConnect: true,
-			}),
-	)
-	for (const w of watchers) w.on('error', () => {}) // unreachable sentinels are normal; the others answer
-	let checking = false
-	const check = async () => {
-		if (checking || client.status !== 'ready') return
-		checking = true
-		try {
-			const views = await Promise.all(
-				watchers.map((w) => w.call('SENTINEL', 'MASTER', store.name).then(parsePrimaryView, () => null)),
-			)
-			let best: PrimaryView | null = null
-			for (const v of views) if (v && (!best || v.epoch > best.epoch)) best = v
-			if (!best || client.status !== 'ready') return
-			const target = natMap?.(`${best.host}:${best.port}`) ?? { host: best.host, port: best.port }
-			if (await connectedTo(client.stream, target)) return
-			// Reported like any connection error (emitting 'error' with no listener would throw).
-			if (client.listenerCount('error') > 0)
-				client.emit('error', new Error(`sentinels now name ${target.host}:${target.port} as primary; reconnecting`))
-			client.disconnect(true)
-		} catch {
-			// A lookup failure: the next round tries again.
-		} finally {
-			checking = false
-		}
-	}
-	const timer = setInterval(check, TOPOLOGY_REFRESH_MS)
-	timer.unref()
-	client.on('ready', check)
-	return () => {
-		clearInterval(timer)
-		for (const w of watchers) w.disconnect()
-	}
 }
 
 function clusterClient(store: Extract<StoreConfig, { kind: 'cluster' }>): Cluster {
@@ -289,28 +167,8 @@ function clusterClient(store: Extract<StoreConfig, { kind: 'cluster' }>): Cluste
 		redisOptions: { ...CONNECTION, ...credentials(store), ...(tls ? { tls } : {}) },
 	}
 	const cluster = new Cluster(copy(store.nodes), options)
-	budgetFromEntry(cluster)
+	budgetFromEntry(cluster, COMMAND_TIMEOUT_MS)
 	return cluster
-}
-
-/**
- * ioredis arms `commandTimeout` when a command reaches a node connection, so a
- * command bouncing on MOVED / CLUSTERDOWN / closed-connection retries (100 ms
- * each, up to 16, plus slot refreshes) could run well past it. Arming the
- * timer as the command enters the cluster makes every retry fit inside one
- * budget; a timeout also triggers a slot refresh, since a primary that hangs
- * answers nothing that would.
- */
-function budgetFromEntry(cluster: Cluster): void {
-	const send = cluster.sendCommand.bind(cluster)
-	cluster.sendCommand = (...args: Parameters<Cluster['sendCommand']>) => {
-		const [command] = args
-		command.setTimeout(COMMAND_TIMEOUT_MS)
-		command.promise.catch((err: unknown) => {
-			if (err instanceof Error && err.message === 'Command timed out') cluster.refreshSlotsCache()
-		})
-		return send(...args)
-	}
 }
 
 /**

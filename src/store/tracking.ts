@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import { BoundedCache, stringBytes } from '../bounded-cache'
 import { errorFields, type Logger } from '../log'
-import { keepConnecting } from './connect'
+import { keepConnecting } from './ioredis-workarounds'
 
 /**
  * A per-process copy of token state that Redis itself keeps coherent
