@@ -4,9 +4,10 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CACHE_TRUST_AFTER_SILENCE_MS } from '../src/store/tracking'
-import { pollUntil, randomBytesOf, serviceEnv, sha256 } from './helpers'
-import { type RedisServer, startRedisServer } from './redis-server'
-import { type ServerProcess, startServerProcess } from './server-process'
+import { randomBytesOf, serviceEnv, sha256 } from './support/helpers'
+import { pollUntil } from './support/poll'
+import { type RedisServer, startRedisServer } from './support/redis-server'
+import { type ServerProcess, startServerProcess } from './support/server-process'
 
 // The service as deployed (`bun src/index.ts`, production mode, real Redis),
 // driven over real sockets: Bun's own layer changes Range, HEAD and sendfile.

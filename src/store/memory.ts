@@ -194,7 +194,7 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 			const after = page.after
 			const positioned = [...(dropExpired(userId) ?? [])]
 				.map(([jti, r]) => ({ jti, r, position: positionOf(r.issuedAtS, jti) }))
-				.filter(({ r, position }) => isLive(r, now) && (after === undefined || position < after))
+				.filter(({ r, position }) => isLive(r, now) && r.bytesLeft !== 0 && (after === undefined || position < after))
 				.sort((a, b) => (a.position < b.position ? 1 : a.position > b.position ? -1 : 0))
 				.slice(0, page.limit)
 			const tokens: TokenInfo[] = positioned.map(({ jti, r }) => ({

@@ -37,7 +37,7 @@ const env = (extra: Record<string, string>) => ({
 	...extra,
 })
 
-/** The "listening" lines of a WORKERS=2 instance, once both processes wrote theirs (bounded wait). */
+/** The "listening" lines of a WORKERS=2 instance, once both workers wrote theirs (bounded wait). */
 async function listening(server: ServerProcess): Promise<{ pid: number; worker: boolean }[]> {
 	await pollUntil(
 		() => (server.output().match(/"msg":"listening"/g) ?? []).length,
@@ -70,21 +70,22 @@ describe('WORKERS', () => {
 		expect(await server.stop()).toBe(0)
 	})
 
-	test('a primary killed outright (SIGKILL) takes its worker down within 2 s: no orphan keeps the port', async () => {
+	test('a supervisor killed outright (SIGKILL) takes its workers down within 2 s: no orphan keeps the port', async () => {
 		const server = await startServerProcess(env({ WORKERS: '2' }))
-		const worker = (await listening(server)).find((l) => l.worker)
-		expect(worker?.pid).toBeNumber()
-		const workerPid = worker?.pid ?? 0
+		const workers = (await listening(server)).map((l) => l.pid)
+		// The supervisor serves nothing itself: both listeners are workers.
+		expect(workers).toHaveLength(2)
+		expect(workers).not.toContain(server.pid)
 		process.kill(server.pid, 'SIGKILL')
 		const started = performance.now()
 		const stillRunning = await pollUntil(
-			() => isRunning(workerPid),
-			(running) => !running,
+			() => workers.filter(isRunning),
+			(running) => running.length === 0,
 			5000,
 		)
 		// An orphan left by a failure here must not outlive the test.
-		if (stillRunning) process.kill(workerPid, 'SIGKILL')
-		expect(stillRunning).toBe(false)
+		for (const pid of stillRunning) process.kill(pid, 'SIGKILL')
+		expect(stillRunning).toEqual([])
 		expect(performance.now() - started).toBeLessThan(2000)
 		expect(
 			await fetch(`${server.url}/health`).then(

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
+import { createIn, listAll } from '../store/contract'
 import { makeTestApp, type TestApp } from '../support/helpers'
 import {
 	downloadClaims,
@@ -120,7 +121,7 @@ describe('raw-byte path attacks on every route with a path parameter', () => {
 	test('the token route: every hostile filename or user_id → JSON 4xx, no token issued', async () => {
 		for (const [, file] of filenamePayloads(outside)) await leaksNothing(rawGet(`/api/get-download-token/123/${file}`))
 		for (const [, user] of USER_PAYLOADS) await leaksNothing(rawGet(`/api/get-download-token/${user}/a.mp4`))
-		const issued = (await t.deps.store.list('123')).map((x) => x.filename)
+		const issued = (await listAll(t.deps.store, '123')).map((x) => x.filename)
 		expect(issued.filter((f) => f !== 'a.mp4')).toEqual([])
 	})
 
@@ -147,7 +148,7 @@ describe('raw-byte path attacks on every route with a path parameter', () => {
 				}
 			})()
 			const jti = `forged${Bun.hash(name).toString(16)}`
-			await t.deps.store.create({
+			await createIn(t.deps.store, {
 				jti,
 				userId: '123',
 				filename: decoded,
@@ -156,6 +157,9 @@ describe('raw-byte path attacks on every route with a path parameter', () => {
 				maxUses: null,
 				budgetBytes: null,
 				allowanceBytes: 0,
+				sizeBytes: 0,
+				policy: {},
+				graceS: 0,
 			})
 			const forged = await forge(downloadClaims('123', decoded, jti, now))
 			await leaksNothing(rawGet(`/api/download/123/${file}`, { Authorization: `Bearer ${forged}` }))

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Redis } from 'ioredis'
 import { createMemoryTokenStore } from '../../src/store/memory'
 import { createFixedWindows, createMemoryRateLimiter } from '../../src/store/rate-limit'
-import { record } from '../store-contract'
 import { bearer, downloadPath, fakeClock, makeTestApp, type StoreKind, type TestApp } from '../support/helpers'
+import { createIn, record } from './contract'
 
 describe.each<StoreKind>(['redis', 'memory'])('rate limits (%s store)', (store) => {
 	let t: TestApp
@@ -115,7 +115,7 @@ test('the memory rate limiter and the memory store’s issue limit count alike',
 		const issued: unknown[] = []
 		for (let i = 0; i < 4; i++) {
 			limited.push(await limiter.hit('issue', user, rule))
-			issued.push(await store.create(record(clock, { userId: user }), rule))
+			issued.push(await createIn(store, record(clock, { userId: user }), { issueLimit: rule }))
 			clock.advance(3_000)
 		}
 		expect(limited).toEqual([
@@ -132,7 +132,7 @@ test('the memory rate limiter and the memory store’s issue limit count alike',
 		])
 		// The window is over: both allow again.
 		expect(await limiter.hit('issue', user, rule)).toEqual({ allowed: true, retryAfterS: 10 })
-		expect(await store.create(record(clock, { userId: user }), rule)).toEqual({ status: 'created' })
+		expect(await createIn(store, record(clock, { userId: user }), { issueLimit: rule })).toEqual({ status: 'created' })
 	} finally {
 		await store.close()
 	}

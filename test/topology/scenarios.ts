@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Env } from '../../src/config'
+import { createIn } from '../store/contract'
 import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp, uniquePrefix } from '../support/helpers'
 import { waitFor } from '../support/poll'
 import type { RedisServer } from '../support/redis-server'
@@ -189,7 +190,7 @@ export function serviceScenarios(topo: () => Topology): void {
 						const user = `mem-${process.pid}-${n % 1000}`
 						const jti = crypto.randomUUID()
 						jtis.push({ user, jti })
-						return a.deps.store.create({
+						return createIn(a.deps.store, {
 							jti,
 							userId: user,
 							filename: 'a-typical-original-video-name.mp4',
@@ -198,6 +199,9 @@ export function serviceScenarios(topo: () => Topology): void {
 							maxUses: n % 2 === 0 ? 3 : null,
 							budgetBytes: n % 2 === 0 ? 3 * 104_857_600 : null,
 							allowanceBytes: n % 2 === 0 ? 8 * 1024 * 1024 : 0,
+							sizeBytes: 104_857_600,
+							policy: {},
+							graceS: 0,
 						})
 					}),
 				)

@@ -50,8 +50,8 @@ export function createLifecycleService(deps: {
 	const { store, codec, cursors } = deps
 	return {
 		async revokePresented(token, actor) {
-			// Only authentic tokens name a record we may touch; the rest are already useless.
-			const claims = await codec.authentic(token)
+			// Only authentic, still usable tokens name a record worth touching; the rest are already useless.
+			const claims = await codec.revocable(token)
 			if (claims === null || userIdProblem(claims.user_id)) return { revoked: false }
 			return { revoked: await store.revoke(claims.user_id, claims.jti, { ...actor, by: 'holder' }) }
 		},

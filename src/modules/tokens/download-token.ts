@@ -41,11 +41,11 @@ export interface DownloadTokenCodec {
 	 */
 	verifiedSync(token: string): DownloadClaims | null
 	/**
-	 * The claims of an authentic download token whatever the time (expired,
-	 * not yet valid), or null for anything forged or malformed: what may be
-	 * revoked by whoever holds it. Never throws.
+	 * The claims of an authentic download token that is or may become usable
+	 * (not yet valid, or expired within its grace), or null for anything
+	 * forged, malformed or expired for good: what its holder may revoke. Never throws.
 	 */
-	authentic(token: string): Promise<DownloadClaims | null>
+	revocable(token: string): Promise<DownloadClaims | null>
 }
 
 /** Longer tokens are refused before any parsing: real ones are a few hundred bytes. */
@@ -241,9 +241,10 @@ export function createDownloadTokenCodec(opts: {
 
 		verify: async (token) => current(await signedClaims(token)),
 
-		async authentic(token) {
+		async revocable(token) {
 			try {
-				return await signedClaims(token)
+				const claims = await signedClaims(token)
+				return claims.exp + graceS > nowS() ? claims : null
 			} catch {
 				return null
 			}

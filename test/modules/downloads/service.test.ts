@@ -10,6 +10,7 @@ import { createDiskStorage } from '../../../src/storage/disk'
 import { createCancellationQueue } from '../../../src/store/cancellations'
 import { createMemoryTokenStore } from '../../../src/store/memory'
 import type { TokenStore } from '../../../src/store/types'
+import { createIn } from '../../store/contract'
 import { captureLogger, fakeClock, TEST_SECRET } from '../../support/helpers'
 
 // The download service on its own, with a store that counts its round trips:
@@ -51,7 +52,7 @@ function setup(revokedCacheBytes?: number) {
 		const jti = `jti${++n}`
 		const iat = Math.floor(clock.now() / 1000)
 		if (opts.record !== false)
-			await store.create({
+			await createIn(store, {
 				jti,
 				userId: 'u1',
 				filename: 'v.mp4',
@@ -60,6 +61,9 @@ function setup(revokedCacheBytes?: number) {
 				maxUses: opts.maxUses ?? null,
 				budgetBytes: opts.maxUses ? opts.maxUses * SIZE : null,
 				allowanceBytes: 0,
+				sizeBytes: SIZE,
+				policy: {},
+				graceS: 0,
 			})
 		const token = await codec.sign({ user_id: 'u1', filename: 'v.mp4', action: 'download', jti, iat, exp: iat + 600 })
 		return { jti, token }

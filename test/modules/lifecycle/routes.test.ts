@@ -11,6 +11,9 @@ type Listed = {
 	expires_at: string
 	max_uses: number | null
 	bytes_left: number | null
+	not_before: string | null
+	ip: string[] | null
+	rate: number | null
 }
 
 describe.each<StoreKind>(['redis', 'memory'])('token lifecycle (%s store)', (store) => {
@@ -157,6 +160,9 @@ describe.each<StoreKind>(['redis', 'memory'])('token lifecycle (%s store)', (sto
 				expires_at: two.expires_at,
 				max_uses: 2,
 				bytes_left: 16,
+				not_before: null,
+				ip: null,
+				rate: null,
 			})
 			expect(tokens.find((x) => x.jti === one.jti)?.bytes_left).toBeNull()
 			expect(tokens.some((x) => x.jti === short.jti)).toBe(false)
@@ -235,7 +241,10 @@ describe.each<StoreKind>(['redis', 'memory'])('token lifecycle (%s store)', (sto
 			] as const)
 				expect(await errorOf(await download('alice', file, tok))).toBe('token_revoked')
 			expect((await download('bob', 'a.mp4', b1.token)).status).toBe(200)
-			expect(await (await t.request('/api/users/alice/tokens', { headers: key })).json()).toEqual({ tokens: [] })
+			expect(await (await t.request('/api/users/alice/tokens', { headers: key })).json()).toEqual({
+				tokens: [],
+				next_cursor: null,
+			})
 			expect(await (await t.request('/api/users/alice/tokens', { method: 'DELETE', headers: key })).json()).toEqual({
 				revoked: 0,
 			})

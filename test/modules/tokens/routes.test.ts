@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
+import { listAll } from '../../store/contract'
 import { API_KEY, makeTestApp, type StoreKind, TEST_SECRET, type TestApp } from '../../support/helpers'
 
 const TOKEN_ROUTE = '/api/get-download-token'
@@ -117,7 +118,7 @@ describe.each<StoreKind>(['redis', 'memory'])('GET /api/get-download-token (%s s
 		const res = await t.request(`${TOKEN_ROUTE}/123/missing.mp4`)
 		expect(res.status).toBe(404)
 		expect(await res.json()).toEqual({ error: 'file_not_found', message: 'No such file for this user.' })
-		expect(await t.deps.store.list('123').then((l) => l.filter((x) => x.filename === 'missing.mp4'))).toEqual([])
+		expect(await listAll(t.deps.store, '123').then((l) => l.filter((x) => x.filename === 'missing.mp4'))).toEqual([])
 	})
 
 	test('404 file_not_found for a directory or another user', async () => {

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Socket } from 'bun'
-import { loadConfig } from '../src/config'
-import { COMMAND_TIMEOUT_MS, createRedisClient, waitReady } from '../src/store/connect'
-import type { RedisClient } from '../src/store/scripts'
-import { TEST_SECRET } from './helpers'
-import { parse } from './topology/resp'
+import { loadConfig } from '../../src/config'
+import { COMMAND_TIMEOUT_MS, createRedisClient, waitReady } from '../../src/store/connect'
+import type { RedisClient } from '../../src/store/scripts'
+import { TEST_SECRET } from '../support/helpers'
+import { parse } from '../support/resp'
 
 // The workarounds of src/store/ioredis-workarounds.ts that can be pinned
 // without a real topology. The Sentinel ones are pinned by

@@ -3,10 +3,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { CACHE_TRUST_AFTER_SILENCE_MS } from '../src/store/tracking'
-import { bearer, downloadPath, makeTestApp, pollUntil, TEST_SECRET, type TestApp } from './helpers'
-import { type RedisServer, startRedisServer } from './redis-server'
-import { type ServerProcess, startServerProcess } from './server-process'
+import { CACHE_TRUST_AFTER_SILENCE_MS } from '../../src/store/tracking'
+import { bearer, downloadPath, makeTestApp, TEST_SECRET, type TestApp } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import { type RedisServer, startRedisServer } from '../support/redis-server'
+import { type ServerProcess, startServerProcess } from '../support/server-process'
 
 // Unlimited tokens' live records are remembered per process, kept coherent by
 // Redis (CLIENT TRACKING). These tests try to make a remembered record outlive

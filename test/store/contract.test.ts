@@ -3,17 +3,18 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { loadConfig } from '../src/config'
-import { StoreUnavailableError } from '../src/errors'
-import { createLogger } from '../src/log'
-import { createRedisClient, waitReady } from '../src/store/connect'
-import { createMemoryTokenStore } from '../src/store/memory'
-import { createRedisTokenStore } from '../src/store/redis'
-import { createTrackedCache } from '../src/store/tracking'
-import type { NewTokenRecord, TokenStore } from '../src/store/types'
-import { fakeClock, pollUntil, TEST_SECRET, uniquePrefix } from './helpers'
-import { type RedisServer, startRedisServer } from './redis-server'
-import { record as recordAt, storeContract } from './store-contract'
+import { loadConfig } from '../../src/config'
+import { StoreUnavailableError } from '../../src/errors'
+import { createLogger } from '../../src/log'
+import { createRedisClient, waitReady } from '../../src/store/connect'
+import { createMemoryTokenStore } from '../../src/store/memory'
+import { createRedisTokenStore } from '../../src/store/redis'
+import { createTrackedCache } from '../../src/store/tracking'
+import type { NewTokenRecord, TokenStore } from '../../src/store/types'
+import { fakeClock, TEST_SECRET, uniquePrefix } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import { type RedisServer, startRedisServer } from '../support/redis-server'
+import { createIn, record as recordAt, storeContract } from './contract'
 
 const clock = fakeClock()
 const nowS = () => Math.floor(clock.now() / 1000)
@@ -38,7 +39,7 @@ async function cachedInstance(cachePrefix: string): Promise<CachedInstance> {
 	const store = createRedisTokenStore(client, { prefix: cachePrefix, clock: clock.now, cache })
 	// Caching is on once a take of an unlimited token is remembered.
 	const probe = record({ filename: 'probe.mp4' })
-	await store.create(probe)
+	await createIn(store, probe)
 	const on = await pollUntil(
 		async () => {
 			await store.take(probe.userId, probe.jti, 0, { filename: 'probe.mp4' })
@@ -94,7 +95,7 @@ describe('the per-process token cache', () => {
 			['r', '1', { status: 'revoked' }],
 		] as const) {
 			const r = record({ filename: 'a.mp4' })
-			await store.create(r)
+			await createIn(store, r)
 			for (let i = 0; i < 2; i++)
 				expect(await store.take(r.userId, r.jti, 0, { filename: 'a.mp4' })).toEqual({ status: 'ok', budgeted: false })
 			expect(store.peek(r.userId, r.jti, 'a.mp4')).toBe(true)
@@ -124,26 +125,49 @@ describe('Redis layout', () => {
 	test('every key of a user shares the {user_id} hash tag and expires with the token', async () => {
 		const liveStore = createRedisTokenStore(redis, { prefix, clock: clock.now })
 		const r = budgeted(50, 1, 10, { userId: 'alice@example.com', expiresAtS: nowS() + 120 })
-		await liveStore.create(r)
+		await createIn(liveStore, r)
+		// A download slot held for a body lives under the same tag.
+		await liveStore.take(r.userId, r.jti, 50, {
+			lease: { id: 's', limit: 1, ttlMs: 30_000 },
+			reservation: 'v',
+			start: 0,
+		})
 		const keys = (await redis.keys(`${prefix}*{alice@example.com}*`)).sort()
-		expect(keys).toEqual([`${prefix}t:{alice@example.com}:${r.jti}`, `${prefix}u:{alice@example.com}`].sort())
-		expect(keys.map(hashTag)).toEqual(['alice@example.com', 'alice@example.com'])
+		const user = '{alice@example.com}'
+		expect(keys).toEqual(
+			[`${prefix}t:${user}:${r.jti}`, `${prefix}ue:${user}`, `${prefix}ul:${user}`, `${prefix}dl:${user}`].sort(),
+		)
+		expect(keys.map(hashTag)).toEqual(keys.map(() => 'alice@example.com'))
 		for (const key of keys) {
 			const ttl = await redis.pttl(key)
-			expect(ttl).toBeGreaterThan(115_000)
+			expect(ttl).toBeGreaterThan(key.includes(':dl:') ? 25_000 : 115_000)
 			expect(ttl).toBeLessThanOrEqual(120_000)
 		}
+	})
+
+	test('with an expiry grace, the record outlives the token by the grace (the listing does not)', async () => {
+		const liveStore = createRedisTokenStore(redis, { prefix, clock: clock.now })
+		const r = record({ expiresAtS: nowS() + 120, graceS: 60 })
+		await createIn(liveStore, r)
+		const ttl = await redis.pttl(`${prefix}t:{${r.userId}}:${r.jti}`)
+		expect(ttl).toBeGreaterThan(175_000)
+		expect(ttl).toBeLessThanOrEqual(180_000)
+		expect(await redis.zscore(`${prefix}ue:{${r.userId}}`, `${String(r.issuedAtS).padStart(12, '0')}:${r.jti}`)).toBe(
+			String(r.expiresAtS),
+		)
 	})
 
 	test('the per-user index is pruned of expired entries when a token is created', async () => {
 		const liveStore = createRedisTokenStore(redis, { prefix, clock: clock.now })
 		const user = `p${crypto.randomUUID().slice(0, 6)}`
 		const old = record({ userId: user, expiresAtS: nowS() + 5 })
-		await liveStore.create(old)
+		await createIn(liveStore, old)
 		clock.advance(10_000)
 		const fresh = record({ userId: user })
-		await liveStore.create(fresh)
-		expect(await redis.zrange(`${prefix}u:{${user}}`, '0', '-1')).toEqual([fresh.jti])
+		await createIn(liveStore, fresh)
+		const position = `${String(fresh.issuedAtS).padStart(12, '0')}:${fresh.jti}`
+		expect(await redis.zrange(`${prefix}ue:{${user}}`, '0', '-1')).toEqual([position])
+		expect(await redis.zrange(`${prefix}ul:{${user}}`, '0', '-1')).toEqual([position])
 	})
 
 	test('a script answering a status this code does not know is StoreUnavailableError, never a verdict', async () => {
@@ -152,11 +176,11 @@ describe('Redis layout', () => {
 			const liveStore = createRedisTokenStore(own, { prefix, clock: clock.now })
 			const r = record()
 			// The store calls its scripts by name: these replace them on this client.
-			own.defineCommand('dlg_create', { numberOfKeys: 3, lua: "return {'maybe'}" })
-			own.defineCommand('dlg_take', { numberOfKeys: 1, lua: "return {'ok_perhaps'}" })
-			await expect(liveStore.create(r)).rejects.toBeInstanceOf(StoreUnavailableError)
+			own.defineCommand('dlg_create', { lua: "return {'maybe'}" })
+			own.defineCommand('dlg_take', { lua: "return {'ok_perhaps'}" })
+			await expect(createIn(liveStore, r)).rejects.toBeInstanceOf(StoreUnavailableError)
 			await expect(liveStore.take(r.userId, r.jti, 0)).rejects.toBeInstanceOf(StoreUnavailableError)
-			own.defineCommand('dlg_take', { numberOfKeys: 1, lua: 'return 4' })
+			own.defineCommand('dlg_take', { lua: 'return 4' })
 			await expect(liveStore.take(r.userId, r.jti, 0)).rejects.toBeInstanceOf(StoreUnavailableError)
 		} finally {
 			own.disconnect()
@@ -167,7 +191,7 @@ describe('Redis layout', () => {
 		const liveStore = createRedisTokenStore(redis, { prefix, clock: clock.now })
 		const huge = 3 * 10 ** 15 + 7
 		const r = budgeted(huge, 1, 0)
-		await liveStore.create(r)
+		await createIn(liveStore, r)
 		expect(await liveStore.take(r.userId, r.jti, 10 ** 15 + 3, { reservation: 'big' })).toEqual({
 			status: 'ok',
 			budgeted: true,
@@ -183,7 +207,7 @@ describe('Redis layout', () => {
 	test('scripts survive SCRIPT FLUSH (EVALSHA falls back to EVAL)', async () => {
 		const liveStore = createRedisTokenStore(redis, { prefix, clock: clock.now })
 		const r = record()
-		await liveStore.create(r)
+		await createIn(liveStore, r)
 		await redis.script('FLUSH')
 		expect(await liveStore.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: false })
 	})
@@ -241,7 +265,7 @@ describe('REDIS_MIN_REPLICAS_ACK: writes and charges wait for the replicas (WAIT
 		// Generous: a replica starved of CPU by a loaded machine still answers.
 		const store = storeWaitingFor(1, 2000)
 		const r = budgeted(100, 1, 0)
-		expect(await store.create(r)).toEqual({ status: 'created' })
+		expect(await createIn(store, r)).toEqual({ status: 'created' })
 		expect(await store.take(r.userId, r.jti, 60, { reservation: 'a' })).toEqual({
 			status: 'ok',
 			budgeted: true,
@@ -253,9 +277,9 @@ describe('REDIS_MIN_REPLICAS_ACK: writes and charges wait for the replicas (WAIT
 
 	test('more replicas asked for than acknowledge: the write and the charge fail with StoreUnavailableError', async () => {
 		const r = budgeted(100, 1, 0)
-		await storeWaitingFor(1, 2000).create(r)
+		await createIn(storeWaitingFor(1, 2000), r)
 		const store = storeWaitingFor(2, 200)
-		await expect(store.create(budgeted(100, 1, 0))).rejects.toBeInstanceOf(StoreUnavailableError)
+		await expect(createIn(store, budgeted(100, 1, 0))).rejects.toBeInstanceOf(StoreUnavailableError)
 		// A check writes nothing and waits for nothing; a charge waits, and is refused.
 		expect(await store.take(r.userId, r.jti, 0)).toEqual({ status: 'ok', budgeted: true, bytesLeft: 100 })
 		await expect(store.take(r.userId, r.jti, 10)).rejects.toBeInstanceOf(StoreUnavailableError)

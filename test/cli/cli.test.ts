@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { parseCommandLine, USAGE, UsageError } from '../src/cli/args'
-import { API_KEY, bearer, downloadPath, makeTestApp, type TestApp } from './helpers'
+import { parseCommandLine, USAGE, UsageError } from '../../src/cli/args'
+import { API_KEY, bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
 
 // The CLI is tested as a user runs it: its package.json entry as a child process, against a real
 // service (or, to see the exact bytes it sends and how it reads answers, a stand-in on a real port).
