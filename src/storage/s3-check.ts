@@ -47,7 +47,12 @@ export async function probeBucket(url: string, bucket: string, endpoint: string,
 		let response: Response
 		let error: { code: string; message: string }
 		try {
-			response = await fetch(url, { headers: { Range: 'bytes=0-0' }, signal: abort.signal, decompress: false })
+			response = await fetch(url, {
+				headers: { Range: 'bytes=0-0' },
+				signal: abort.signal,
+				decompress: false,
+				redirect: 'manual',
+			})
 			if (response.ok) {
 				await response.body?.cancel()
 				return

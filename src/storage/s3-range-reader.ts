@@ -44,6 +44,7 @@ export class BucketRangeReader implements RangeReader {
 	}
 
 	async read(max: number): Promise<Uint8Array | null> {
+		if (!(max >= 1)) throw new RangeError(`read(${max}): at least one byte must be asked for`)
 		if (this.#finished) throw this.#finished
 		if (this.#rest === null && this.#left === 0) return null
 		const chunk = this.#rest ?? (await this.#next())
@@ -74,7 +75,8 @@ export class BucketRangeReader implements RangeReader {
 				return wanted
 			}
 		} catch (err) {
-			throw this.#finish(new StorageUnavailableError(err))
+			// A read that was waiting when the reader was cancelled ends with the cancellation.
+			throw this.#finished ?? this.#finish(new StorageUnavailableError(err))
 		} finally {
 			clearTimeout(timer)
 		}

@@ -69,7 +69,8 @@ async function send(url: string, init: RequestInit, abort: AbortController, time
 	const timer = setTimeout(() => abort.abort(bucketTimeout(timeoutMs)), timeoutMs)
 	try {
 		// Bytes as stored: a Content-Encoding of the object must not be undone on the way.
-		return await fetch(url, { ...init, signal: abort.signal, decompress: false })
+		// A redirect (a bucket in another region) is an answer to report, not to follow with this signature.
+		return await fetch(url, { ...init, signal: abort.signal, decompress: false, redirect: 'manual' })
 	} finally {
 		clearTimeout(timer)
 	}

@@ -157,6 +157,37 @@ describe('bucket storage: keys, URLs and reports', () => {
 		})
 	})
 
+	test('URLs are signed for the region and carry a session token when one is given', async () => {
+		const storage = createBucketStorage(optionsFor(server, { region: 'eu-west-1', sessionToken: 'the-session' }))
+		await server.put('u/t.mp4', 'token')
+		const file = await storage.open('u', 't.mp4')
+		const url = new URL(file?.presignedUrl(60, 'inline', 'video/mp4') ?? 'http://none/')
+		expect(url.searchParams.get('X-Amz-Credential')).toMatch(/^S3RVER\/\d{8}\/eu-west-1\/s3\/aws4_request$/)
+		expect(url.searchParams.get('X-Amz-Security-Token')).toBe('the-session')
+	})
+
+	test('a range outside the checked object is a caller bug (RangeError), not a request', async () => {
+		const storage = createBucketStorage(optionsFor(server))
+		await server.put('u/ten.mp4', '0123456789')
+		const file = await storage.open('u', 'ten.mp4')
+		const errors = await Promise.all(
+			[
+				[5, 2],
+				[0, 11],
+				[-1, 3],
+				[0.5, 3],
+			].map(([start = 0, end = 0]) =>
+				Promise.resolve()
+					.then(() => file?.openRange(start, end))
+					.then(
+						() => 'none',
+						(err: unknown) => (err as Error).name,
+					),
+			),
+		)
+		expect(errors).toEqual(['RangeError', 'RangeError', 'RangeError', 'RangeError'])
+	})
+
 	test('virtual-hosted style puts the bucket in the host name of the endpoint', async () => {
 		const vhost = await startS3Server({ serviceEndpoint: 'localhost' })
 		try {
@@ -271,6 +302,18 @@ describe('verifyBucket: one clear line for what is wrong at start-up', () => {
 		} finally {
 			silent.stop(true)
 		}
+	})
+
+	test('a bucket in another region (301 PermanentRedirect) is named with its code', async () => {
+		fakeAnswer = () =>
+			s3Error(
+				301,
+				'PermanentRedirect',
+				'The bucket you are attempting to access must be addressed using the specified endpoint.',
+			)
+		const { problem, message } = await failure({ ...optionsFor(server), endpoint: fake.endpoint })
+		expect(problem).toBe('refused')
+		expect(message).toContain('answered 301 PermanentRedirect: The bucket you are attempting')
 	})
 
 	test('a failing bucket (503) is named with its code', async () => {
