@@ -1,4 +1,4 @@
-import { bucketTimeout } from './s3-range-reader'
+import { bucketTimeout, requestFailure } from './s3-errors'
 
 /** Why the bucket cannot be used, as a bucket storage's `check` and `verifyBucket` tell it. */
 export type BucketProblem = 'unreachable' | 'timeout' | 'credentials' | 'access_denied' | 'no_bucket' | 'refused'
@@ -28,12 +28,6 @@ async function errorOf(response: Response): Promise<{ code: string; message: str
 	return { code: field('Code'), message: field('Message') }
 }
 
-/** What a fetch that did not answer failed with, in a few words. */
-function failureOf(err: unknown): string {
-	if (!(err instanceof Error)) return String(err)
-	return (err as { code?: unknown }).code ? String((err as { code?: unknown }).code) : err.message
-}
-
 /**
  * GETs `url`, a presigned URL of the probe key, and resolves when the answer
  * proves the bucket exists and the credentials may read it (404 NoSuchKey,
@@ -59,13 +53,14 @@ export async function probeBucket(url: string, bucket: string, endpoint: string,
 			}
 			error = await errorOf(response)
 		} catch (err) {
+			const cause = requestFailure(err, `GET ${PROBE_KEY}`)
 			if (abort.signal.aborted)
 				throw new BucketCheckError('timeout', `the bucket endpoint ${endpoint} did not answer within ${timeoutMs} ms`, {
-					cause: err,
+					cause,
 				})
-			throw new BucketCheckError('unreachable', `cannot reach the bucket endpoint ${endpoint} (${failureOf(err)})`, {
-				cause: err,
-			})
+			const code = (err as { code?: unknown }).code
+			const why = typeof code === 'string' ? code : cause.message
+			throw new BucketCheckError('unreachable', `cannot reach the bucket endpoint ${endpoint} (${why})`, { cause })
 		}
 		const { code, message } = error
 		if (response.status === 404 && code === 'NoSuchKey') return

@@ -1,12 +1,6 @@
 import { StorageUnavailableError } from '../errors'
+import { bucketTimeout, requestFailure } from './s3-errors'
 import type { RangeReader } from './types'
-
-/** The error a request is aborted with when the bucket sends nothing for `ms`. */
-export function bucketTimeout(ms: number): Error {
-	const err = new Error(`the bucket sent nothing for ${ms} ms`)
-	err.name = 'TimeoutError'
-	return err
-}
 
 /** The part of a response body's reader the range reader uses. */
 interface BodyReader {
@@ -38,6 +32,8 @@ export class BucketRangeReader implements RangeReader {
 		wanted: number,
 		answered: number,
 		private readonly timeoutMs: number,
+		/** What was asked (`GET <key> bytes=…`), for the errors. */
+		private readonly request: string,
 	) {
 		this.#left = wanted
 		this.#surplus = answered > wanted
@@ -76,13 +72,17 @@ export class BucketRangeReader implements RangeReader {
 			}
 		} catch (err) {
 			// A read that was waiting when the reader was cancelled ends with the cancellation.
-			throw this.#finished ?? this.#finish(new StorageUnavailableError(err))
+			throw this.#finished ?? this.#finish(new StorageUnavailableError(requestFailure(err, this.request)))
 		} finally {
 			clearTimeout(timer)
 		}
 	}
 
-	/** Closes the connection (a body only cancelled may be drained to keep it alive); null: all wanted bytes are in. */
+	/**
+	 * Aborts the request, which closes its connection whatever the runtime does
+	 * with a cancelled body (a client may drain one to reuse the connection).
+	 * `null`: all wanted bytes are in and the rest of a wider answer is dropped.
+	 */
 	#finish<E extends Error | null>(reason: E): E {
 		if (reason) {
 			this.#finished = reason

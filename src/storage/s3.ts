@@ -1,6 +1,7 @@
 import { StorageUnavailableError } from '../errors'
 import { PROBE_KEY, probeBucket } from './s3-check'
-import { BucketRangeReader, bucketTimeout, EMPTY_RANGE_READER } from './s3-range-reader'
+import { bucketTimeout, requestFailure } from './s3-errors'
+import { BucketRangeReader, EMPTY_RANGE_READER } from './s3-range-reader'
 import { type CheckedFile, ObjectChangedError, type RangeReader, type Storage } from './types'
 
 export { BucketCheckError, type BucketProblem } from './s3-check'
@@ -182,7 +183,7 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 			response = await send(signed(key, 'HEAD'), { method: 'HEAD' }, new AbortController(), timeoutMs)
 		} catch (err) {
 			done('error')
-			throw new StorageUnavailableError(err)
+			throw new StorageUnavailableError(requestFailure(err, `HEAD ${key}`))
 		}
 		if (response.status === 404) {
 			done('not_found')
@@ -194,7 +195,7 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 		if (response.status !== 200 || size === null || etag === null || Number.isNaN(mtimeMs)) {
 			done('error')
 			const lacking = response.status === 200 ? ' without Content-Length, a strong ETag or Last-Modified' : ''
-			throw new StorageUnavailableError(new Error(`the bucket answered HEAD with ${response.status}${lacking}`))
+			throw new StorageUnavailableError(new Error(`HEAD ${key}: the bucket answered ${response.status}${lacking}`))
 		}
 		done('ok')
 		return { size, etag, mtimeMs }
@@ -209,24 +210,26 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 			if (start === end) return EMPTY_RANGE_READER
 			const done = timed('get')
 			const abort = new AbortController()
-			const headers = { Range: `bytes=${start}-${end - 1}`, 'If-Match': object.etag, 'Accept-Encoding': 'identity' }
+			const range = `bytes=${start}-${end - 1}`
+			const request = `GET ${object.key} ${range}`
+			const headers = { Range: range, 'If-Match': object.etag, 'Accept-Encoding': 'identity' }
 			let response: Response
 			try {
 				response = await send(signed(object.key, 'GET'), { headers }, abort, timeoutMs)
 			} catch (err) {
 				done('error')
-				throw new StorageUnavailableError(err)
+				throw new StorageUnavailableError(requestFailure(err, request))
 			}
-			const problem = answerOf(response, object, start, end)
-			if (!(problem instanceof Error)) {
+			const answer = answerOf(response, object, start, end)
+			if (!(answer instanceof Error)) {
 				done('ok')
-				return new BucketRangeReader(problem.body.getReader(), abort, end - start, problem.length, timeoutMs)
+				return new BucketRangeReader(answer.body.getReader(), abort, end - start, answer.length, timeoutMs, request)
 			}
 			// Nothing of this answer is read: its connection is closed rather than drained.
-			abort.abort(problem)
+			abort.abort(answer)
 			await response.body?.cancel().catch(() => {})
-			done(problem instanceof ObjectChangedError ? 'changed' : 'error')
-			throw problem instanceof ObjectChangedError ? problem : new StorageUnavailableError(problem)
+			done(answer instanceof ObjectChangedError ? 'changed' : 'error')
+			throw answer instanceof ObjectChangedError ? answer : new StorageUnavailableError(requestFailure(answer, request))
 		},
 
 		presign(key, seconds, disposition, contentType) {

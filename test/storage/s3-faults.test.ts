@@ -6,6 +6,7 @@ import { StorageUnavailableError } from '../../src/errors'
 import { type BucketStorageOptions, createBucketStorage } from '../../src/storage/s3'
 import type { CheckedFile, RangeReader } from '../../src/storage/types'
 import { pollUntil } from '../helpers'
+import { freePort } from '../redis-server'
 import { s3Error, startFakeBucket } from '../support/fake-bucket'
 import { type S3Server, startS3Server } from '../support/s3-server'
 import { startTcpProxy } from '../support/tcp-proxy'
@@ -237,6 +238,39 @@ describe('a bucket that fails or refuses', () => {
 			expect(await settled(drain(reader))).toEqual({ error: 'StorageUnavailableError', ms: expect.any(Number) })
 		} finally {
 			raw.stop(true)
+		}
+	})
+
+	test('errors never carry a signed URL (a log line would leak a link that fetches the object)', async () => {
+		const nobody = createBucketStorage({ ...optionsFor(server), endpoint: `http://127.0.0.1:${freePort()}` })
+		const cut = Bun.listen({
+			hostname: '127.0.0.1',
+			port: 0,
+			socket: {
+				data(socket, data) {
+					const head = 'Content-Length: 10\r\nETag: "e"\r\nLast-Modified: Sun, 06 Dec 2026 03:46:40 GMT'
+					if (data.toString().startsWith('HEAD')) socket.write(`HTTP/1.1 200 OK\r\n${head}\r\n\r\n`)
+					else socket.end(`HTTP/1.1 206 Partial Content\r\n${head}\r\nContent-Range: bytes 0-9/10\r\n\r\n0123`)
+				},
+			},
+		})
+		try {
+			const cutShort = createBucketStorage({ ...optionsFor(server), endpoint: `http://127.0.0.1:${cut.port}` })
+			const file = (await cutShort.open('u', 'f.mp4')) as CheckedFile
+			const errors = await Promise.all([
+				nobody.open('u', 'f.mp4').catch((err: unknown) => err),
+				Promise.resolve(file.openRange(0, 10))
+					.then(drain)
+					.catch((err: unknown) => err),
+				nobody.check().catch((err: unknown) => err),
+			])
+			expect(errors.map((err) => (err as Error).name)).toEqual(['AppError', 'AppError', 'BucketCheckError'])
+			expect(errors.map((err) => [Bun.inspect(err), Bun.inspect((err as Error).cause)].join())).toEqual(
+				errors.map(() => expect.not.stringContaining('X-Amz-')),
+			)
+			expect(String((errors[0] as Error).cause)).toContain('HEAD u/f.mp4: ECONNREFUSED')
+		} finally {
+			cut.stop(true)
 		}
 	})
 
