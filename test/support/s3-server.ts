@@ -111,7 +111,13 @@ export async function startS3Server(
 		running.kill('SIGTERM')
 		await running.exited
 	}
-	await start()
+	try {
+		await start()
+	} catch (err) {
+		await stop()
+		await rm(dataDir, { recursive: true, force: true })
+		throw err
+	}
 	return {
 		...targetOf(endpoint, bucket, 'us-east-1', S3RVER_CREDENTIALS.accessKeyId, S3RVER_CREDENTIALS.secretAccessKey),
 		port,
