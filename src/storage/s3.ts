@@ -1,0 +1,282 @@
+import { StorageUnavailableError } from '../errors'
+import { PROBE_KEY, probeBucket } from './s3-check'
+import { bucketTimeout, requestFailure } from './s3-errors'
+import { BucketRangeReader, EMPTY_RANGE_READER } from './s3-range-reader'
+import { type CheckedFile, ObjectChangedError, type RangeReader, type Storage } from './types'
+
+export { BucketCheckError, type BucketProblem } from './s3-check'
+
+// Every request is signed by Bun.S3Client (presign) and sent with fetch: the
+// client's own calls (stat, stream, list) take no AbortSignal, so they could
+// neither time out nor be cancelled when a client leaves. A presigned URL
+// signs the host header only, so Range, If-Match and Accept-Encoding ride along.
+
+/** A request the bucket storage makes, as reported to `observe`. */
+export type BucketOperation = 'head' | 'get' | 'check'
+/** How a request ended: `changed` is a GET that found another version than the one checked. */
+export type BucketOutcome = 'ok' | 'not_found' | 'changed' | 'error'
+
+/** Where the bucket is and how to reach it. */
+export interface BucketStorageOptions {
+	readonly bucket: string
+	/** Any S3-compatible endpoint (`http://127.0.0.1:9000`); AWS for the region when absent. */
+	readonly endpoint?: string
+	/** Signing region; `us-east-1` when absent. */
+	readonly region?: string
+	readonly accessKeyId: string
+	readonly secretAccessKey: string
+	readonly sessionToken?: string
+	/** Prepended to every key: the object of a file is `<prefix><user_id>/<filename>`. */
+	readonly prefix?: string
+	/** The bucket in the host name (`<bucket>.<endpoint host>`) instead of the path. */
+	readonly virtualHostedStyle?: boolean
+	/** Longest wait for the first byte of an answer, and for each next part of a body (default 5000 ms). */
+	readonly timeoutMs?: number
+	/** Called once per request when its answer (or failure) is known, with the seconds it took. */
+	readonly observe?: (operation: BucketOperation, outcome: BucketOutcome, seconds: number) => void
+}
+
+const DEFAULT_TIMEOUT_MS = 5000
+// A URL signed for our own request is used at once; a short validity limits what a leaked one could fetch.
+const SIGNED_FOR_S = 60
+
+/** One path segment a URL keeps as it is: `.` and `..` would be resolved away, `\` read as `/`. */
+const plainSegment = (name: string) =>
+	name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\\') && !name.includes('\0')
+
+/** The ETag header as a quoted strong validator, or null when absent or weak. */
+function strongEtag(value: string | null): string | null {
+	if (value === null) return null
+	if (/^"[^"]*"$/.test(value)) return value
+	// Some servers leave the quotes off; a weak validator (W/"…") cannot pin a version.
+	return /^[^"\s/]+$/.test(value) ? `"${value}"` : null
+}
+
+function lengthOf(value: string | null): number | null {
+	return value !== null && /^\d+$/.test(value) ? Number(value) : null
+}
+
+/** The endpoint Bun signs for; in virtual-hosted style it must name the bucket in its host already. */
+function clientEndpoint(options: BucketStorageOptions, region: string): string {
+	const endpoint = options.endpoint ?? `https://s3.${region}.amazonaws.com`
+	if (!options.virtualHostedStyle) return endpoint
+	const url = new URL(endpoint)
+	if (!url.hostname.startsWith(`${options.bucket}.`)) url.hostname = `${options.bucket}.${url.hostname}`
+	return url.href.replace(/\/$/, '')
+}
+
+/** Sends a request that fails with a `TimeoutError` when no answer starts within `timeoutMs`. */
+async function send(url: string, init: RequestInit, abort: AbortController, timeoutMs: number): Promise<Response> {
+	const timer = setTimeout(() => abort.abort(bucketTimeout(timeoutMs)), timeoutMs)
+	try {
+		// Bytes as stored: a Content-Encoding of the object must not be undone on the way.
+		// A redirect (a bucket in another region) is an answer to report, not to follow with this signature.
+		return await fetch(url, { ...init, signal: abort.signal, decompress: false, redirect: 'manual' })
+	} finally {
+		clearTimeout(timer)
+	}
+}
+
+/**
+ * The body of a GET answer and how many bytes it holds, when they start at
+ * byte `start` of `version` and cover `[start, end)`; else why not: an
+ * `ObjectChangedError` when the object changed or went, another Error when
+ * the bucket misbehaved.
+ */
+function answerOf(
+	response: Response,
+	version: CheckedFile,
+	start: number,
+	end: number,
+): { body: ReadableStream<Uint8Array>; length: number } | Error {
+	const { status, headers, body } = response
+	// 412: If-Match failed; 404: deleted; 416: it shrank below the range.
+	if (status === 412 || status === 404 || status === 416)
+		return new ObjectChangedError(`the object answered ${status} where ${version.etag} was checked`)
+	if (status !== 206 && status !== 200) return new Error(`the bucket answered GET with ${status}`)
+	// If-Match is not honoured everywhere (s3rver ignores it): the answer's own ETag decides.
+	const etag = strongEtag(headers.get('etag'))
+	if (etag !== version.etag)
+		return new ObjectChangedError(`the object's ETag is ${etag ?? 'missing'} where ${version.etag} was checked`)
+	const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(headers.get('content-range') ?? '')
+	if (status === 206 && range === null) return new Error(`the bucket answered 206 without a Content-Range`)
+	// A 200 is the whole object.
+	const [first, last, total] = range
+		? [Number(range[1]), Number(range[2]), Number(range[3])]
+		: [0, version.size - 1, version.size]
+	if (total !== version.size)
+		return new ObjectChangedError(`the object is ${total} bytes where ${version.size} were checked`)
+	const length = last - first + 1
+	if (first !== start || last < end - 1 || lengthOf(headers.get('content-length')) !== length || body === null)
+		return new Error(`the bucket answered other bytes than ${start}-${end - 1}: ${status} ${range?.[0] ?? ''}`)
+	return { body, length }
+}
+
+/** What a checked object needs of its storage. */
+interface Bucket {
+	getRange(object: BucketObject, start: number, end: number): Promise<RangeReader>
+	presign(key: string, seconds: number, disposition: string, contentType: string): string
+}
+
+/** One version of one object, as a HEAD found it; it holds nothing, so closing is a no-op. */
+class BucketObject implements CheckedFile {
+	constructor(
+		private readonly bucket: Bucket,
+		readonly key: string,
+		readonly size: number,
+		readonly etag: string,
+		readonly mtimeMs: number,
+	) {}
+
+	zeroCopy(): null {
+		return null
+	}
+
+	openRange(start: number, end: number): Promise<RangeReader> {
+		return this.bucket.getRange(this, start, end)
+	}
+
+	presignedUrl(seconds: number, disposition: string, contentType: string): string {
+		return this.bucket.presign(this.key, seconds, disposition, contentType)
+	}
+
+	close(): void {}
+
+	closeSoon(): void {}
+}
+
+/**
+ * Creates storage over the `<prefix><user_id>/<filename>` objects of one
+ * S3-compatible bucket. Every request waits at most `timeoutMs` for an answer;
+ * a bucket that fails, refuses or is too slow rejects with
+ * `StorageUnavailableError` (cause kept); a GET that finds another version than
+ * the checked one rejects with `ObjectChangedError`.
+ */
+export function createBucketStorage(options: BucketStorageOptions): Storage {
+	const region = options.region ?? 'us-east-1'
+	const prefix = options.prefix ?? ''
+	const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+	const observe = options.observe ?? (() => {})
+	const endpoint = clientEndpoint(options, region)
+	const client = new Bun.S3Client({
+		bucket: options.bucket,
+		endpoint,
+		region,
+		accessKeyId: options.accessKeyId,
+		secretAccessKey: options.secretAccessKey,
+		sessionToken: options.sessionToken,
+		virtualHostedStyle: options.virtualHostedStyle === true,
+	})
+	const signed = (key: string, method: 'GET' | 'HEAD') => client.presign(key, { method, expiresIn: SIGNED_FOR_S })
+	const keyOf = (userId: string, filename: string) =>
+		plainSegment(userId) && plainSegment(filename) ? `${prefix}${userId}/${filename}` : null
+	const timed = (operation: BucketOperation) => {
+		const started = performance.now()
+		return (outcome: BucketOutcome) => observe(operation, outcome, (performance.now() - started) / 1000)
+	}
+
+	/** HEAD of the object: its version, or null when there is none. */
+	async function head(key: string): Promise<{ size: number; etag: string; mtimeMs: number } | null> {
+		const done = timed('head')
+		let response: Response
+		try {
+			response = await send(signed(key, 'HEAD'), { method: 'HEAD' }, new AbortController(), timeoutMs)
+		} catch (err) {
+			done('error')
+			throw new StorageUnavailableError(requestFailure(err, `HEAD ${key}`))
+		}
+		if (response.status === 404) {
+			done('not_found')
+			return null
+		}
+		const size = lengthOf(response.headers.get('content-length'))
+		const etag = strongEtag(response.headers.get('etag'))
+		const mtimeMs = Date.parse(response.headers.get('last-modified') ?? '')
+		if (response.status !== 200 || size === null || etag === null || Number.isNaN(mtimeMs)) {
+			done('error')
+			const lacking = response.status === 200 ? ' without Content-Length, a strong ETag or Last-Modified' : ''
+			throw new StorageUnavailableError(new Error(`HEAD ${key}: the bucket answered ${response.status}${lacking}`))
+		}
+		done('ok')
+		return { size, etag, mtimeMs }
+	}
+
+	const bucket: Bucket = {
+		async getRange(object, start, end) {
+			if (
+				!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end <= object.size)
+			)
+				throw new RangeError(`bytes ${start}-${end} are outside the object (${object.size} bytes)`)
+			if (start === end) return EMPTY_RANGE_READER
+			const done = timed('get')
+			const abort = new AbortController()
+			const range = `bytes=${start}-${end - 1}`
+			const request = `GET ${object.key} ${range}`
+			const headers = { Range: range, 'If-Match': object.etag, 'Accept-Encoding': 'identity' }
+			let response: Response
+			try {
+				response = await send(signed(object.key, 'GET'), { headers }, abort, timeoutMs)
+			} catch (err) {
+				done('error')
+				throw new StorageUnavailableError(requestFailure(err, request))
+			}
+			const answer = answerOf(response, object, start, end)
+			if (!(answer instanceof Error)) {
+				done('ok')
+				return new BucketRangeReader(answer.body.getReader(), abort, end - start, answer.length, timeoutMs, request)
+			}
+			// Nothing of this answer is read: its connection is closed rather than drained.
+			abort.abort(answer)
+			await response.body?.cancel().catch(() => {})
+			done(answer instanceof ObjectChangedError ? 'changed' : 'error')
+			throw answer instanceof ObjectChangedError ? answer : new StorageUnavailableError(requestFailure(answer, request))
+		},
+
+		presign(key, seconds, disposition, contentType) {
+			return client.presign(key, {
+				method: 'GET',
+				expiresIn: seconds,
+				contentDisposition: disposition,
+				type: contentType,
+			})
+		},
+	}
+
+	return {
+		kind: 'bucket',
+
+		async open(userId, filename) {
+			const key = keyOf(userId, filename)
+			const found = key === null ? null : await head(key)
+			return key === null || found === null
+				? null
+				: new BucketObject(bucket, key, found.size, found.etag, found.mtimeMs)
+		},
+
+		async size(userId, filename) {
+			const key = keyOf(userId, filename)
+			return key === null ? null : ((await head(key))?.size ?? null)
+		},
+
+		async check() {
+			const done = timed('check')
+			try {
+				await probeBucket(signed(`${prefix}${PROBE_KEY}`, 'GET'), options.bucket, endpoint, timeoutMs)
+				done('ok')
+			} catch (err) {
+				done('error')
+				throw err
+			}
+		},
+
+		async close() {},
+	}
+}
+
+/**
+ * Checks once that the bucket answers, accepts the credentials and exists; rejects
+ * with a `BucketCheckError` whose message is one line for a person (printed at start-up).
+ */
+export async function verifyBucket(options: BucketStorageOptions): Promise<void> {
+	await createBucketStorage(options).check()
+}
