@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { createDiskStorage, type FileSystem, nodeFileSystem } from '../../src/storage/disk'
 import type { CheckedFile } from '../../src/storage/types'
 import { openDescriptors } from '../support/descriptors'
+import { storageContract } from './contract'
 
 // Disk storage on its own. The routes validate names before a lookup; these
 // cases check that the lookup stays inside the root even when a caller
@@ -131,4 +132,29 @@ describe('disk storage', () => {
 		}
 		expect(openDescriptors(root)).toEqual(before)
 	})
+})
+
+// The same contract the bucket meets (test/storage/s3.test.ts), against a directory.
+storageContract('disk', async () => {
+	const dir = await mkdtemp(join(tmpdir(), 'dlg-contract-'))
+	const storage = createDiskStorage(dir)
+	let n = 0
+	return {
+		storage,
+		pinsBytes: 'descriptor',
+		zeroCopy: true,
+		presigns: false,
+		async put(userId, filename, data) {
+			// Replaced at once, as a deploy does: written aside, then renamed over the name.
+			await mkdir(join(dir, userId), { recursive: true })
+			const aside = join(dir, userId, `.incoming-${n++}`)
+			await writeFile(aside, data)
+			await rename(aside, join(dir, userId, filename))
+		},
+		remove: (userId, filename) => rm(join(dir, userId, filename), { force: true }),
+		async close() {
+			await storage.close()
+			await rm(dir, { recursive: true, force: true })
+		},
+	}
 })

@@ -8,8 +8,8 @@ import {
 	verifyBucket,
 } from '../../src/storage/s3'
 import { ObjectChangedError } from '../../src/storage/types'
-import { freePort } from '../redis-server'
 import { type FakeBucket, s3Error, startFakeBucket } from '../support/fake-bucket'
+import { freePort } from '../support/redis-server'
 import { type BucketTarget, contractBucket, type S3Server, startS3Server } from '../support/s3-server'
 import { patternBytes, readRange, storageContract } from './contract'
 

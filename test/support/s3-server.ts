@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
-import { tracked } from '../child-processes'
-import { freePort } from '../redis-server'
+import { tracked } from './child-processes'
+import { freePort } from './redis-server'
 
 /** Where a bucket is and how to sign for it (what the storage under test is given). */
 export interface BucketTarget {
