@@ -1,3 +1,4 @@
+import { type EventsConfig, eventsConfig, type WebhooksConfig } from './events'
 import { readEnv } from './read-env'
 import { rememberSecrets, secretValues } from './redact'
 import { checkWorkers, defaultTtlS, issueAuth, jwtSecret } from './rules'
@@ -18,8 +19,9 @@ import { type StoreConfig, storeConfig } from './store'
 //   4. The README table row (`test/readme.test.ts` checks it) and `.env.example`.
 
 export { ConfigError } from './error'
-export type { RateLimit, RedisNatMap } from './parsers'
-export { parseBytes, parseRateLimit } from './parsers'
+export type { EventsConfig, WebhooksConfig } from './events'
+export type { EventType, RateLimit, RedisNatMap } from './parsers'
+export { EVENT_TYPES, parseBytes, parseRateLimit } from './parsers'
 export { redactedConfig } from './redact'
 export type { Env, EnvVar, IssueAuthMode, LogLevel } from './schema'
 export { CONFIG_DESCRIPTIONS, KNOWN_ENV_VARS, SECRET_ENV_VARS } from './schema'
@@ -81,6 +83,10 @@ export interface Config extends PlainFields {
 	readonly store: StoreConfig
 	/** Where files live: `STORAGE_DIR`, or the bucket of `S3_BUCKET`. */
 	readonly storage: StorageConfig
+	/** Lifecycle events in the Redis Stream. */
+	readonly events: EventsConfig
+	/** Webhooks delivering them; null when none are configured. */
+	readonly webhooks: WebhooksConfig | null
 }
 
 function plainFields(v: EnvValues): PlainFields {
@@ -112,6 +118,7 @@ export function loadConfig(env: Env): Config {
 	const store = storeConfig(v, production)
 	checkWorkers(v, store)
 	const storage = storageConfig(v, given)
+	const { events, webhooks } = eventsConfig(v, given, store)
 
 	const config: Config = deepFreeze({
 		production,
@@ -120,6 +127,8 @@ export function loadConfig(env: Env): Config {
 		defaultTtlS: ttl,
 		store,
 		storage,
+		events,
+		webhooks,
 		...plainFields(v),
 	})
 	// A generated JWT_SECRET is that variable's value for this run, and as secret as a given one.

@@ -82,6 +82,68 @@ export const byteSize = (raw: string): number => {
 	return parsed
 }
 
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
+
+/** Parses `24h`, `90m`, `7d`, `3600` (seconds) into seconds; null when it is not a duration. */
+export function parseDuration(raw: string): number | null {
+	const m = /^(\d{1,9})\s*([smhd]?)$/i.exec(raw.trim())
+	if (!m) return null
+	const unit = DURATION_UNITS[(m[2] || 's').toLowerCase()]
+	return unit === undefined ? null : Number(m[1]) * unit
+}
+
+/** A duration in seconds; throws `Invalid` otherwise. */
+export const duration = (raw: string): number => {
+	const parsed = parseDuration(raw)
+	if (parsed === null || parsed < 1)
+		throw new Invalid(`must be a duration like 24h, 90m, 7d or 3600 (seconds); got ${quote(raw)}`)
+	return parsed
+}
+
+/** The lifecycle event types (docs/contract.md §7). */
+export const EVENT_TYPES = [
+	'token.issued',
+	'token.revoked',
+	'download.started',
+	'download.completed',
+	'download.broken',
+	'token.used_up',
+	'download.denied',
+] as const
+export type EventType = (typeof EVENT_TYPES)[number]
+
+/** Comma-separated event types, each one of `EVENT_TYPES`, at least one. */
+export const eventTypes = (raw: string): EventType[] => {
+	const entries = commaList(raw)
+	if (entries.length === 0) throw new Invalid(`must list at least one of ${EVENT_TYPES.join(', ')}`)
+	for (const entry of entries)
+		if (!(EVENT_TYPES as readonly string[]).includes(entry))
+			throw new Invalid(`${quote(entry)} is not an event type (${EVENT_TYPES.join(', ')})`)
+	return [...new Set(entries)] as EventType[]
+}
+
+/** Comma-separated http(s) URLs, at least one (never echoed: a URL may carry a credential). */
+export const urlList = (raw: string): string[] => {
+	const entries = commaList(raw)
+	if (entries.length === 0) throw new Invalid('must list at least one http(s) URL')
+	entries.forEach((entry, i) => {
+		const parsed = URL.canParse(entry) ? new URL(entry) : null
+		if (!parsed || !['http:', 'https:'].includes(parsed.protocol))
+			throw new Invalid(`entry ${i + 1} is not an http(s) URL`)
+	})
+	return entries
+}
+
+/** A Standard Webhooks signing secret, `whsec_` then base64 of at least 24 bytes. */
+export const webhookSecret = (raw: string): string => {
+	const m = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(raw)
+	if (!m || Buffer.from(m[1] ?? '', 'base64').length < 24)
+		throw new Invalid(
+			'must be whsec_ followed by the base64 of at least 24 random bytes (e.g. whsec_$(openssl rand -base64 32))',
+		)
+	return raw
+}
+
 /** `host:port`, `[v6]:port`; an unbracketed IPv6 address is ambiguous, so it is not one. */
 function hostPort(raw: string): HostPort | null {
 	const m = /^(?:\[([0-9a-f:.]+)\]|([^\s:[\]=,/@]+)):(\d{1,5})$/i.exec(raw)

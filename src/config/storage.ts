@@ -9,8 +9,8 @@ export type StorageConfig =
 			readonly bucket: string
 			readonly endpoint?: string
 			readonly region: string
-			readonly accessKeyId?: string
-			readonly secretAccessKey?: string
+			readonly accessKeyId: string
+			readonly secretAccessKey: string
 			readonly sessionToken?: string
 			readonly prefix: string
 			readonly virtualHostedStyle: boolean
@@ -55,21 +55,27 @@ export function storageConfig(v: EnvValues, given: ReadonlySet<EnvVar>): Storage
 		const value = s3 ?? aws
 		if (value !== undefined) credentials[field] = value
 	}
-	if ((credentials.accessKeyId === undefined) !== (credentials.secretAccessKey === undefined))
-		throw new ConfigError(
-			credentials.accessKeyId === undefined ? 'S3_ACCESS_KEY_ID' : 'S3_SECRET_ACCESS_KEY',
-			'an access key and its secret go together: set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY',
-		)
-	if (credentials.sessionToken !== undefined && credentials.accessKeyId === undefined)
-		throw new ConfigError('S3_SESSION_TOKEN', 'needs S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY')
+	// Every request is signed with a key (Bun's S3 client has no instance-role or anonymous mode).
+	const { accessKeyId, secretAccessKey, sessionToken } = credentials
+	if (accessKeyId === undefined)
+		throw new ConfigError('S3_ACCESS_KEY_ID', 'is required with S3_BUCKET (or AWS_ACCESS_KEY_ID), with its secret')
+	if (secretAccessKey === undefined)
+		throw new ConfigError('S3_SECRET_ACCESS_KEY', 'is required with S3_BUCKET (or AWS_SECRET_ACCESS_KEY)')
 	if (given.has('S3_REDIRECT_TTL') && v.S3_REDIRECT !== 'unlimited')
 		throw new ConfigError('S3_REDIRECT_TTL', 'only applies with S3_REDIRECT=unlimited')
+	if (v.S3_REDIRECT === 'unlimited' && v.MAX_CONCURRENT_DOWNLOADS_PER_USER > 0)
+		throw new ConfigError(
+			'S3_REDIRECT',
+			'cannot be unlimited with MAX_CONCURRENT_DOWNLOADS_PER_USER: a redirected body is not the service’s, so no slot can be held for it',
+		)
 	return {
 		kind: 'bucket',
 		bucket: v.S3_BUCKET,
 		...(v.S3_ENDPOINT !== undefined ? { endpoint: v.S3_ENDPOINT } : {}),
 		region: v.S3_REGION,
-		...credentials,
+		accessKeyId,
+		secretAccessKey,
+		...(sessionToken !== undefined ? { sessionToken } : {}),
 		prefix: v.S3_PREFIX,
 		virtualHostedStyle: v.S3_VIRTUAL_HOSTED_STYLE,
 		redirectTtlS: v.S3_REDIRECT === 'unlimited' ? v.S3_REDIRECT_TTL : null,

@@ -139,19 +139,32 @@ describe('every variable flagged secret stays out of the start-up line', () => {
 		S3_SESSION_TOKEN: { ...S3_KEY, S3_SECRET_ACCESS_KEY: 'secret' },
 		AWS_SECRET_ACCESS_KEY: AWS_KEY,
 		AWS_SESSION_TOKEN: { ...AWS_KEY, AWS_SECRET_ACCESS_KEY: 'secret' },
+		// Webhooks need Redis: the sentinels here, as the Redis secrets need them (two topologies would be refused).
+		WEBHOOK_URLS: { ...SENTINEL, WEBHOOK_SECRET: `whsec_${'A'.repeat(32)}` },
+		WEBHOOK_SECRET: { ...SENTINEL, WEBHOOK_URLS: 'https://hooks.example.com/in' },
 	}
 	// The AWS_ spellings name the same secrets as the S3_ ones, and two different values for one are refused.
 	const AWS_SPELLINGS: readonly EnvVar[] = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']
 	// Two entries, each long enough for any secret's minimum; a single-value secret takes the comma as part of it.
-	const distinctive = (name: EnvVar) =>
-		`LEAK-${name}-one-0123456789abcdefghijklmnopqrstuvwxyz,LEAK-${name}-two-0123456789abcdefghijklmnopqrstuvwxyz`
+	// Secrets with a form of their own (URLs, a whsec_ key) carry the same markers in that form.
+	const distinctive = (name: EnvVar) => {
+		if (name === 'WEBHOOK_URLS')
+			return `https://hooks.example.com/LEAK-${name}-one-,https://hooks.example.com/LEAK-${name}-two-`
+		// base64 has no dash: the markers are spelled without them, and found by that spelling below.
+		if (name === 'WEBHOOK_SECRET')
+			return `whsec_LEAK${name.replace('_', '')}one0123456789abcdeLEAK${name.replace('_', '')}two0123456789abcd`
+		return `LEAK-${name}-one-0123456789abcdefghijklmnopqrstuvwxyz,LEAK-${name}-two-0123456789abcdefghijklmnopqrstuvwxyz`
+	}
+	const markers = (name: EnvVar) =>
+		name === 'WEBHOOK_SECRET'
+			? [`LEAK${name.replace('_', '')}one`, `LEAK${name.replace('_', '')}two`]
+			: [`LEAK-${name}-one-`, `LEAK-${name}-two-`]
 
 	test.each([...SECRET_ENV_VARS])('%s', (name) => {
 		const config = loadConfig({ ...NEEDS[name], [name]: distinctive(name) })
 		// The value did reach the configuration, so its absence below is the redaction's doing.
-		expect(JSON.stringify(config)).toContain(`LEAK-${name}-one-`)
-		expect(JSON.stringify(config)).toContain(`LEAK-${name}-two-`)
-		expect(JSON.stringify(redactedConfig(config))).not.toContain('LEAK-')
+		for (const marker of markers(name)) expect(JSON.stringify(config)).toContain(marker)
+		expect(JSON.stringify(redactedConfig(config))).not.toContain('LEAK')
 	})
 
 	test.each([
@@ -164,8 +177,8 @@ describe('every variable flagged secret stays out of the start-up line', () => {
 		for (const name of names) Object.assign(env, { [name]: distinctive(name) })
 		const config = loadConfig(env)
 		expect(config.production).toBe(true)
-		for (const name of names) expect(JSON.stringify(config)).toContain(`LEAK-${name}-one-`)
-		expect(JSON.stringify(redactedConfig(config))).not.toContain('LEAK-')
+		for (const name of names) for (const marker of markers(name)) expect(JSON.stringify(config)).toContain(marker)
+		expect(JSON.stringify(redactedConfig(config))).not.toContain('LEAK')
 	})
 
 	test('any list of API keys, whatever its characters', () => {

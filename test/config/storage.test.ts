@@ -86,11 +86,11 @@ describe('storage configuration', () => {
 	test('a key without its secret (or the other way round), or a session token alone, is refused', () => {
 		expectRefused({ S3_BUCKET: 'b', S3_ACCESS_KEY_ID: 'k' }, 'S3_SECRET_ACCESS_KEY')
 		expectRefused({ S3_BUCKET: 'b', S3_SECRET_ACCESS_KEY: 's' }, 'S3_ACCESS_KEY_ID')
-		expectRefused({ S3_BUCKET: 'b', S3_SESSION_TOKEN: 't' }, 'S3_SESSION_TOKEN')
+		expectRefused({ S3_BUCKET: 'b', S3_SESSION_TOKEN: 't' }, 'S3_ACCESS_KEY_ID')
 	})
 
-	test('no credentials at all is allowed (an instance role, a public bucket)', () => {
-		expect(loadConfig({ S3_BUCKET: 'b' }).storage).toMatchObject({ kind: 'bucket', bucket: 'b' })
+	test('credentials are required: every request is signed', () => {
+		expectRefused({ S3_BUCKET: 'b' }, 'S3_ACCESS_KEY_ID', 'S3_BUCKET')
 	})
 
 	test.each([
@@ -103,6 +103,14 @@ describe('storage configuration', () => {
 		['S3_REDIRECT_TTL', '30'],
 	] as const)('%s without S3_BUCKET is refused (it would be silently ignored)', (name, value) => {
 		expectRefused({ [name]: value }, name, 'S3_BUCKET')
+	})
+
+	test('redirects and per-user download slots exclude each other: a redirected body cannot hold a slot', () => {
+		expectRefused(
+			{ ...BUCKET, S3_REDIRECT: 'unlimited', MAX_CONCURRENT_DOWNLOADS_PER_USER: '2' },
+			'S3_REDIRECT',
+			'MAX_CONCURRENT_DOWNLOADS_PER_USER',
+		)
 	})
 
 	test('S3_REDIRECT_TTL without S3_REDIRECT=unlimited is refused', () => {
