@@ -87,6 +87,24 @@ describe('webhook delivery', () => {
 		expect(sortedIds(r.requests)).toEqual(sortedIds(after))
 	})
 
+	test('a stream deleted and written again (a Redis that lost its data): the group comes back where it was, nothing new is skipped', async () => {
+		const keys = uniqueKeys('recreated')
+		const r = receiver()
+		await started(startDelivery(redis, keys, [r.url]))
+		const before = [makeEvent('token.issued', 1)]
+		await writeEvents(redis, keys.streamKey, before)
+		await waitFor(() => r.delivered().length === 1, 3000, 'the first event')
+		// In one step, so the worker cannot re-create the group between the loss and the new entries.
+		const after = Array.from({ length: 5 }, (_, i) => makeEvent('token.issued', 10 + i))
+		const lost = redis.multi().del(keys.streamKey)
+		for (const e of after) lost.xadd(keys.streamKey, '*', ...fieldsOf(e))
+		await lost.exec()
+		await waitFor(() => r.delivered().length === 6, 3000, 'the events written after the loss')
+		await Bun.sleep(200)
+		expect(sortedIds(r.requests)).toEqual(sortedIds([...before, ...after]))
+		expect(await groupState(redis, keys.streamKey, r.url)).toEqual({ pending: 0, lag: 0 })
+	})
+
 	test('two instances on one endpoint share the work: every event is delivered once', async () => {
 		const keys = uniqueKeys('shared')
 		const r = receiver()

@@ -97,10 +97,18 @@ test('entries waiting out a backoff longer than the takeover idle time stay with
 	const r = startWebhookReceiver(WEBHOOK_SECRET)
 	r.respond = () => new Response(null, { status: 500 })
 	// The owner fails once, then waits 2-4 s: far past the 600 ms after which entries count as abandoned.
+	// Its batch is full (2 of 2), so it does not scan for entries to take over (which would refresh its own).
 	const owner = await startDelivery(redis, keys, [r.url], {
 		consumerName: 'owner',
 		timeoutMs: 200,
-		tuning: { backoffBaseMs: 4000, backoffCapMs: 4000, claimIdleMs: 600, touchEveryMs: 150, claimEveryMs: 100 },
+		tuning: {
+			batchSize: 2,
+			backoffBaseMs: 4000,
+			backoffCapMs: 4000,
+			claimIdleMs: 600,
+			touchEveryMs: 150,
+			claimEveryMs: 100,
+		},
 	})
 	try {
 		await writeEvents(redis, keys.streamKey, [makeEvent('token.issued', 1), makeEvent('token.issued', 2)])
