@@ -1,50 +1,16 @@
-import type { Clock } from '../../clock'
-import { errorFields, type Logger } from '../../log'
+import { errorFields } from '../../log'
 import { type FetchLike, postWebhook } from './webhook-attempt'
-import { type BackoffPolicy, backoffDelay } from './webhook-backoff'
-import { parseEvent, type WebhookEvent } from './webhook-event'
-import type { FloodGate } from './webhook-flood'
-import type { DeadLetterReason, WebhookMetrics } from './webhook-metrics'
+import { backoffDelay } from './webhook-backoff'
+import { type BatchDeps, createHeldBatch, type Held } from './webhook-batch'
+import type { EndpointSettings } from './webhook-settings'
 import type { WebhookSigner } from './webhook-signer'
-import { type GroupStream, isNoGroup, type StreamEntry, streamIdMs } from './webhook-stream'
-
-/** Timing and bounds of one endpoint's worker (all in ms unless named otherwise). */
-export interface EndpointSettings {
-	readonly timeoutMs: number
-	readonly maxAgeMs: number
-	/** Entries held (pending for this instance) at most. */
-	readonly batchSize: number
-	readonly backoff: BackoffPolicy
-	/** Wait between reads while nothing new arrives. */
-	readonly idlePollMs: number
-	/** Takeover: an entry idle this long is another instance's no more. Above `timeoutMs`. */
-	readonly claimIdleMs: number
-	readonly claimEveryMs: number
-	/** How often held entries' idle time is reset (below `claimIdleMs`). */
-	readonly touchEveryMs: number
-	readonly backlogEveryMs: number
-	/** Wait after a failed Redis command. */
-	readonly redisRetryMs: number
-	readonly deadLetterMaxLen: number
-	/** Other consumers with nothing pending, idle this long, are deleted from the group. */
-	readonly idleConsumerMs: number
-}
+import { isNoGroup, streamIdMs } from './webhook-stream'
 
 /** What one endpoint's worker needs. */
-export interface EndpointDeps {
+export interface EndpointDeps extends BatchDeps {
 	readonly url: string
-	/** The URL without credentials, query or fragment: for logs, metrics and dead letters. */
-	readonly label: string
-	readonly stream: GroupStream
 	readonly signer: WebhookSigner
-	readonly eventTypes: ReadonlySet<string>
-	/** Types let through `flood` (at most so many a second), e.g. `download.denied`. */
-	readonly floodTypes: ReadonlySet<string>
-	readonly flood: FloodGate
 	readonly fetch: FetchLike
-	readonly log: Logger
-	readonly clock: Clock
-	readonly metrics: WebhookMetrics
 	readonly settings: EndpointSettings
 }
 
@@ -55,26 +21,12 @@ export interface EndpointWorker {
 	stop(): Promise<void>
 }
 
-/** An entry pending for this instance. */
-interface Held {
-	readonly streamId: string
-	readonly fields: readonly string[]
-	readonly event: WebhookEvent
-	attempts: number
-	/** Monotonic ms of the last attempt, -Infinity before the first. */
-	lastAttemptAt: number
-	lastError: string | null
-	/** Answered 2xx; only the acknowledgement is left. */
-	delivered: boolean
-}
-
 const REDIS_LOG_EVERY_MS = 30_000
-const THROTTLE_LOG_EVERY_MS = 10_000
 
 /** A worker for one endpoint; nothing runs before `start()`. */
 export function createEndpointWorker(deps: EndpointDeps): EndpointWorker {
 	const { stream, settings, log, metrics, label } = deps
-	const held: Held[] = []
+	const batch = createHeldBatch(deps)
 	let stopping = false
 	let groupReady = false
 	// Consecutive failed attempts on this endpoint, and no attempt before gateUntil (monotonic ms).
@@ -86,14 +38,10 @@ export function createEndpointWorker(deps: EndpointDeps): EndpointWorker {
 	let wake: (() => void) | null = null
 	let loop: Promise<void> | null = null
 	let lastRedisLog = { at: Number.NEGATIVE_INFINITY, message: '' }
-	let throttledSinceLog = 0
-	let lastThrottleLog = Number.NEGATIVE_INFINITY
 	const timers: ReturnType<typeof setInterval>[] = []
 	const chores = new Set<Promise<void>>()
 
 	const now = () => performance.now()
-	const room = () => settings.batchSize - held.length
-	const age = (event: WebhookEvent) => deps.clock() - event.happenedAtMs
 
 	/** Sleeps `ms`, or less if stop() is called. */
 	function sleep(ms: number): Promise<void> {
@@ -117,102 +65,6 @@ export function createEndpointWorker(deps: EndpointDeps): EndpointWorker {
 		log.warn('webhook worker: Redis command failed; retrying', { endpoint: label, doing, ...fields })
 	}
 
-	async function deadLetter(streamId: string, fields: readonly string[], error: string, reason: DeadLetterReason) {
-		await stream.deadLetter(fields, label, error, settings.deadLetterMaxLen)
-		await stream.ack([streamId])
-		metrics.deadLettered(label, reason)
-		log.warn('webhook event dead-lettered', { endpoint: label, stream_id: streamId, reason, error })
-	}
-
-	function noteThrottled(count: number) {
-		if (count === 0) return
-		metrics.dropped(label, 'throttled', count)
-		throttledSinceLog += count
-		if (now() - lastThrottleLog < THROTTLE_LOG_EVERY_MS) return
-		log.warn('webhook events throttled (flood of one type); acknowledged without delivery', {
-			endpoint: label,
-			count: throttledSinceLog,
-		})
-		throttledSinceLog = 0
-		lastThrottleLog = now()
-	}
-
-	/** Takes entries into `held`, acknowledging at once those that are not to be delivered. */
-	async function admit(entries: readonly StreamEntry[], fresh: boolean) {
-		const skip: string[] = []
-		let trimmed = 0
-		let throttled = 0
-		for (const entry of entries) {
-			if (held.some((h) => h.streamId === entry.streamId)) continue
-			if (entry.fields === null) {
-				skip.push(entry.streamId)
-				trimmed++
-				continue
-			}
-			const parsed = parseEvent(entry.streamId, entry.fields)
-			if (!parsed.ok) {
-				await deadLetter(entry.streamId, entry.fields, parsed.error, 'malformed')
-				continue
-			}
-			const { event } = parsed
-			if (!deps.eventTypes.has(event.type)) {
-				skip.push(entry.streamId)
-				continue
-			}
-			// Only on first read: an entry already let through stays let through when taken over.
-			if (fresh && deps.floodTypes.has(event.type) && !(await deps.flood.admit())) {
-				skip.push(entry.streamId)
-				throttled++
-				continue
-			}
-			if (age(event) > settings.maxAgeMs) {
-				await deadLetter(entry.streamId, entry.fields, 'not attempted before max age', 'max_age')
-				continue
-			}
-			held.push({
-				streamId: entry.streamId,
-				fields: entry.fields,
-				event,
-				attempts: 0,
-				lastAttemptAt: Number.NEGATIVE_INFINITY,
-				lastError: null,
-				delivered: false,
-			})
-		}
-		await stream.ack(skip)
-		if (trimmed > 0) {
-			metrics.dropped(label, 'trimmed', trimmed)
-			log.warn('webhook events trimmed from the stream before delivery', { endpoint: label, count: trimmed })
-		}
-		noteThrottled(throttled)
-	}
-
-	function release(h: Held) {
-		const at = held.indexOf(h)
-		if (at >= 0) held.splice(at, 1)
-	}
-
-	async function flushAcks() {
-		const done = held.filter((h) => h.delivered)
-		if (done.length === 0) return
-		await stream.ack(done.map((h) => h.streamId))
-		for (const h of done) release(h)
-	}
-
-	async function expire() {
-		for (const h of held.filter((x) => !x.delivered && age(x.event) > settings.maxAgeMs)) {
-			await deadLetter(h.streamId, h.fields, h.lastError ?? 'not attempted before max age', 'max_age')
-			release(h)
-		}
-	}
-
-	/** Least recently attempted first (never attempted before any), then stream order. */
-	function pick(): Held | undefined {
-		let best: Held | undefined
-		for (const h of held) if (!h.delivered && (best === undefined || h.lastAttemptAt < best.lastAttemptAt)) best = h
-		return best
-	}
-
 	async function attempt(h: Held) {
 		h.attempts++
 		h.lastAttemptAt = now()
@@ -224,7 +76,7 @@ export function createEndpointWorker(deps: EndpointDeps): EndpointWorker {
 			streak = 0
 			gateUntil = 0
 			log.debug('webhook delivered', { endpoint: label, event_id: h.event.id, attempts: h.attempts })
-			await flushAcks()
+			await batch.flushAcks()
 			return
 		}
 		streak++
@@ -247,30 +99,30 @@ export function createEndpointWorker(deps: EndpointDeps): EndpointWorker {
 		if (!groupReady) {
 			await stream.ensureGroup()
 			groupReady = true
-			await admit(await stream.readOwn(settings.batchSize), false)
+			await batch.admit(await stream.readOwn(settings.batchSize), false)
 		}
-		await flushAcks()
-		await expire()
-		if (room() > 0 && now() >= nextClaimAt) {
+		await batch.flushAcks()
+		await batch.expire()
+		if (batch.room() > 0 && now() >= nextClaimAt) {
 			nextClaimAt = now() + settings.claimEveryMs
-			const claimed = await stream.claim(room(), settings.claimIdleMs)
+			const claimed = await stream.claim(batch.room(), settings.claimIdleMs)
 			if (claimed.trimmed > 0) metrics.dropped(label, 'trimmed', claimed.trimmed)
-			await admit(claimed.entries, false)
+			await batch.admit(claimed.entries, false)
 		}
-		if (room() > 0 && now() >= nextReadAt) {
-			const got = await stream.readNew(room())
+		if (batch.room() > 0 && now() >= nextReadAt) {
+			const got = await stream.readNew(batch.room())
 			nextReadAt = got.length === 0 ? now() + settings.idlePollMs : 0
-			await admit(got, true)
+			await batch.admit(got, true)
 		}
-		const next = pick()
+		const next = batch.next()
 		if (next !== undefined && now() >= gateUntil) {
 			await attempt(next)
 			return
 		}
 		let wakeAt = next !== undefined ? gateUntil : Number.POSITIVE_INFINITY
-		if (room() > 0) wakeAt = Math.min(wakeAt, nextReadAt, nextClaimAt)
+		if (batch.room() > 0) wakeAt = Math.min(wakeAt, nextReadAt, nextClaimAt)
 		// The first held entry to outgrow max age is dead-lettered on time, gate or not.
-		for (const h of held) wakeAt = Math.min(wakeAt, now() + settings.maxAgeMs - age(h.event) + 1)
+		wakeAt = Math.min(wakeAt, now() + batch.msUntilExpiry() + 1)
 		await sleep(Math.min(wakeAt, now() + settings.claimEveryMs) - now())
 	}
 
@@ -309,7 +161,7 @@ export function createEndpointWorker(deps: EndpointDeps): EndpointWorker {
 	}
 
 	async function touch() {
-		await stream.touch(held.map((h) => h.streamId))
+		await stream.touch(batch.streamIds())
 	}
 
 	async function report() {

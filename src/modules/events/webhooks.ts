@@ -3,44 +3,20 @@ import type { Cluster, Redis } from 'ioredis'
 import type { Clock } from '../../clock'
 import type { Logger } from '../../log'
 import type { FetchLike } from './webhook-attempt'
-import { createEndpointWorker, type EndpointSettings, type EndpointWorker } from './webhook-endpoint'
+import { createEndpointWorker, type EndpointWorker } from './webhook-endpoint'
 import { createFloodGate } from './webhook-flood'
 import { NO_WEBHOOK_METRICS, type WebhookMetrics } from './webhook-metrics'
+import { positive, settingsOf, type WebhookTuning } from './webhook-settings'
 import { createWebhookSigner } from './webhook-signer'
 import { createGroupStream } from './webhook-stream'
 
 export type { FetchLike, WebhookAttemptOutcome } from './webhook-attempt'
 export type { DeadLetterReason, DropReason, WebhookBacklog, WebhookMetrics } from './webhook-metrics'
 export { NO_WEBHOOK_METRICS } from './webhook-metrics'
+export type { WebhookTuning } from './webhook-settings'
 
 /** Event types whose bursts are cut to `deniedPerSecond` per endpoint (a scraper can cause thousands a second). */
 export const FLOOD_TYPES: ReadonlySet<string> = new Set(['download.denied'])
-
-/** Knobs with production defaults; tests shorten them. */
-export interface WebhookTuning {
-	/** Entries one instance holds per endpoint at most (read this many at a time). Default 10. */
-	readonly batchSize: number
-	/** First wait after a failure, doubling per consecutive failure (with jitter). Default 1 s. */
-	readonly backoffBaseMs: number
-	/** Longest wait between attempts on a failing endpoint. Default 5 min. */
-	readonly backoffCapMs: number
-	/** Wait between reads of an idle stream (reads never block: see the README). Default 250 ms. */
-	readonly idlePollMs: number
-	/** An entry unacknowledged and untouched this long is taken over by another instance. Default 3 × timeout. */
-	readonly claimIdleMs: number
-	/** How often to look for entries to take over. Default claimIdleMs / 2. */
-	readonly claimEveryMs: number
-	/** How often held entries' idle time is reset. Default claimIdleMs / 3. */
-	readonly touchEveryMs: number
-	/** How often the backlog is read for the metrics. Default 10 s. */
-	readonly backlogEveryMs: number
-	/** Wait after a failed Redis command. Default 1 s. */
-	readonly redisRetryMs: number
-	/** The dead-letter stream is trimmed to about this many entries. Default 100,000. */
-	readonly deadLetterMaxLen: number
-	/** Consumers of instances gone this long (nothing pending) are deleted from the groups. Default 1 h. */
-	readonly idleConsumerMs: number
-}
 
 /** What `createWebhookDelivery` needs. */
 export interface WebhookDeliveryOptions {
@@ -85,39 +61,6 @@ export const webhookGroupName = (url: string): string =>
 export function endpointLabel(url: string): string {
 	const u = new URL(url)
 	return `${u.protocol}//${u.host}${u.pathname}`
-}
-
-function positive(name: string, value: number): number {
-	if (!Number.isFinite(value) || value <= 0)
-		throw new Error(`webhooks: ${name} must be a positive number, got ${value}`)
-	return value
-}
-
-function settingsOf(options: WebhookDeliveryOptions): EndpointSettings {
-	const t = options.tuning ?? {}
-	const timeoutMs = positive('timeoutMs', options.timeoutMs ?? 10_000)
-	const claimIdleMs = positive('claimIdleMs', t.claimIdleMs ?? 3 * timeoutMs)
-	// An attempt in flight leaves its entry idle for up to the timeout; taking it over sooner would deliver it twice.
-	if (claimIdleMs <= timeoutMs) throw new Error('webhooks: claimIdleMs must be longer than timeoutMs')
-	const touchEveryMs = positive('touchEveryMs', t.touchEveryMs ?? claimIdleMs / 3)
-	if (touchEveryMs >= claimIdleMs) throw new Error('webhooks: touchEveryMs must be shorter than claimIdleMs')
-	return {
-		timeoutMs,
-		maxAgeMs: positive('maxAgeMs', options.maxAgeMs ?? 24 * 3600_000),
-		batchSize: Math.floor(positive('batchSize', t.batchSize ?? 10)),
-		backoff: {
-			baseMs: positive('backoffBaseMs', t.backoffBaseMs ?? 1000),
-			capMs: positive('backoffCapMs', t.backoffCapMs ?? 300_000),
-		},
-		idlePollMs: positive('idlePollMs', t.idlePollMs ?? 250),
-		claimIdleMs,
-		claimEveryMs: positive('claimEveryMs', t.claimEveryMs ?? claimIdleMs / 2),
-		touchEveryMs,
-		backlogEveryMs: positive('backlogEveryMs', t.backlogEveryMs ?? 10_000),
-		redisRetryMs: positive('redisRetryMs', t.redisRetryMs ?? 1000),
-		deadLetterMaxLen: Math.floor(positive('deadLetterMaxLen', t.deadLetterMaxLen ?? 100_000)),
-		idleConsumerMs: positive('idleConsumerMs', t.idleConsumerMs ?? 3600_000),
-	}
 }
 
 /**
