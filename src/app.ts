@@ -35,6 +35,7 @@ export function createApp(deps: Deps) {
 		secret: config.jwtSecret,
 		previousSecrets: config.jwtPreviousSecrets,
 		clock,
+		graceS: config.expiryGraceS,
 	})
 	const tokens = createTokenService({
 		store,
@@ -63,6 +64,10 @@ export function createApp(deps: Deps) {
 		refusalLimit: config.rateLimitDenied,
 		allowQueryToken: config.allowQueryToken,
 		trustProxy: config.trustProxy,
+		redirectTtlS: config.storage.kind === 'bucket' ? config.storage.redirectTtlS : null,
+		graceS: config.expiryGraceS,
+		maxConcurrentPerUser: config.maxConcurrentDownloadsPerUser,
+		events: deps.events,
 	})
 
 	// What reaches the runtime's own error hook escaped every route (a body

@@ -1,14 +1,19 @@
-import { Redis } from 'ioredis'
+import { hostname } from 'node:os'
+import { Cluster, Redis } from 'ioredis'
 import type { Clock } from './clock'
 import { systemClock } from './clock'
 import type { Config } from './config'
 import { createLogger, errorFields, type Logger } from './log'
+import { createWebhookDelivery, type WebhookDelivery } from './modules/events/webhooks'
+import { createEventWriter, type EventWriter } from './modules/events/writer'
 import { instrumentStore } from './modules/ops/instrumented-store'
-import { createMetrics, type Metrics } from './modules/ops/metrics'
+import { createMetrics, type Metrics, webhookMetricsOf } from './modules/ops/metrics'
 import { createDiskStorage } from './storage/disk'
+import { createBucketStorage } from './storage/s3'
 import type { Storage } from './storage/types'
 import { type CancellationQueue, createCancellationQueue } from './store/cancellations'
 import { createRedisClient, waitReady } from './store/connect'
+import type { StoreEvents } from './store/events'
 import { createMemoryTokenStore } from './store/memory'
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './store/rate-limit'
 import { createRedisTokenStore, type RedisClient } from './store/redis'
@@ -25,10 +30,14 @@ export interface Deps {
 	readonly storage: Storage
 	readonly cancellations: CancellationQueue
 	readonly metrics: Metrics
+	/** Lifecycle events this instance writes itself (null when events are off). */
+	readonly events: EventWriter | null
 	/** The Prometheus text of the whole instance; this process's alone unless `DepsOverrides.metricsText` says otherwise. */
 	readonly metricsText: () => Promise<string>
 	readonly draining: () => boolean
-	/** Closes what `createDeps` built (the Redis client, store timers). */
+	/** Starts what runs in the background (webhook deliveries); once the server listens. */
+	start(): void
+	/** Stops and closes what `createDeps` built (deliveries, Redis clients, store timers, storage). */
 	close(): Promise<void>
 }
 
@@ -39,6 +48,10 @@ export interface DepsOverrides {
 	readonly metrics?: Metrics
 	/** With several workers, the aggregation of every worker through the supervisor (see process/ipc.ts). */
 	readonly metricsText?: () => Promise<string>
+	/** Which worker this process is (0 alone): the webhook consumer name, stable across restarts. */
+	readonly workerIndex?: number
+	/** Per-attempt settings of the webhook worker (tests shorten its backoff). */
+	readonly webhookTuning?: Parameters<typeof createWebhookDelivery>[0]['tuning']
 }
 
 /** How long a write may wait for replicas (`WAIT`), inside the ~1 s a store command may take. */
@@ -61,32 +74,84 @@ async function readyClient(config: Config, log: Logger, what: string): Promise<R
 	return client
 }
 
-/** The storage `config` names. */
-function createStorage(config: Config): Storage {
-	if (config.storage.kind === 'disk') return createDiskStorage(config.storage.dir)
-	throw new Error('bucket storage is not wired yet')
+/** The storage `config` names; a bucket reports each request to the metrics. */
+function createStorage(config: Config, metrics: Metrics): Storage {
+	const storage = config.storage
+	if (storage.kind === 'disk') return createDiskStorage(storage.dir)
+	return createBucketStorage({
+		bucket: storage.bucket,
+		...(storage.endpoint !== undefined ? { endpoint: storage.endpoint } : {}),
+		region: storage.region,
+		accessKeyId: storage.accessKeyId,
+		secretAccessKey: storage.secretAccessKey,
+		...(storage.sessionToken !== undefined ? { sessionToken: storage.sessionToken } : {}),
+		prefix: storage.prefix,
+		virtualHostedStyle: storage.virtualHostedStyle,
+		observe: (operation, outcome, seconds) => metrics.storageRequestDuration.observe({ operation, outcome }, seconds),
+	})
 }
 
 /**
- * The only place that builds the Redis client and storage. Waits for Redis to
- * be ready (failing within a few seconds if it is not).
+ * The only place that builds the Redis clients and the storage. Waits for
+ * Redis to be ready and for the bucket to answer (failing within a few
+ * seconds, with the reason, when either is not).
  */
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
 	const clock = overrides.clock ?? systemClock
 	const log = overrides.log ?? createLogger(config.logLevel)
 	const metrics = overrides.metrics ?? createMetrics()
-	const client = await readyClient(config, log, 'redis error')
+	const storage = createStorage(config, metrics)
+	// A bucket that is missing or refuses the credentials stops the start, with one line saying
+	// why; a directory that is not there is reported by /ready, as it may be mounted later.
+	if (storage.kind === 'bucket') await storage.check()
+	const opened: RedisClient[] = []
+	const closeOpened = () => {
+		for (const c of opened) c.disconnect()
+	}
+	const open = async (what: string) => {
+		const c = await readyClient(config, log, what).catch((err: unknown) => {
+			closeOpened()
+			throw err
+		})
+		if (c) opened.push(c)
+		return c
+	}
+	const client = await open('redis error')
 	// Client-side caching (single Redis, Sentinel; a Cluster asks Redis every
 	// time) on a second connection of its own, built like the first so it
 	// follows failovers the same way.
-	const reads =
-		client instanceof Redis
-			? ((await readyClient(config, log, 'redis error (tracked reads)').catch((err: unknown) => {
-					client.disconnect()
-					throw err
-				})) as Redis)
-			: null
+	const reads = client instanceof Redis ? ((await open('redis error (tracked reads)')) as Redis) : null
 	const cache = reads ? createTrackedCache(reads, log, TOKEN_CACHE_BYTES, config.redisKeyPrefix) : undefined
+
+	const streamKey = `${config.redisKeyPrefix}events`
+	const events =
+		client && config.events.enabled
+			? createEventWriter({
+					client,
+					streamKey,
+					maxLen: config.events.maxLen,
+					clock,
+					log,
+					written: (type) => metrics.eventsWritten.inc({ type }),
+					dropped: (type) => metrics.eventsDropped.inc({ type }),
+				})
+			: null
+	// The scripts append their events in the same step as the state change; on Cluster the
+	// stream lives in another slot than a user's keys, so they hand them to the writer instead.
+	const storeEvents: StoreEvents =
+		events === null
+			? { mode: 'off' }
+			: client instanceof Cluster
+				? { mode: 'return', maxLen: config.events.maxLen, write: (entries) => events.write(entries) }
+				: {
+						mode: 'inline',
+						key: streamKey,
+						maxLen: config.events.maxLen,
+						written: (types) => {
+							for (const type of types) metrics.eventsWritten.inc({ type })
+						},
+					}
+
 	const store = instrumentStore(
 		client
 			? createRedisTokenStore(client, {
@@ -94,11 +159,36 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 					clock,
 					minReplicasAck: config.redisMinReplicasAck,
 					replicaAckTimeoutMs: REPLICA_ACK_TIMEOUT_MS,
+					events: storeEvents,
 					...(cache ? { cache } : {}),
 				})
 			: createMemoryTokenStore({ clock }),
 		metrics,
 	)
+
+	let delivery: WebhookDelivery | null = null
+	const webhooks = config.webhooks
+	if (webhooks && events) {
+		// Deliveries read with a connection of their own: they never queue behind the download path.
+		const deliveries = await open('redis error (webhooks)')
+		if (deliveries)
+			delivery = createWebhookDelivery({
+				redis: deliveries,
+				streamKey,
+				deadLetterKey: `${streamKey}:dead`,
+				endpoints: webhooks.urls,
+				secret: webhooks.secret,
+				eventTypes: new Set(webhooks.events),
+				consumerName: `${hostname()}:${overrides.workerIndex ?? 0}`,
+				log,
+				clock,
+				timeoutMs: webhooks.timeoutS * 1000,
+				maxAgeMs: webhooks.maxAgeS * 1000,
+				metrics: webhookMetricsOf(metrics),
+				...(overrides.webhookTuning ? { tuning: overrides.webhookTuning } : {}),
+			})
+	}
+
 	const cancellations = createCancellationQueue(store, log)
 	return {
 		config,
@@ -106,17 +196,23 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 		log,
 		store,
 		rateLimiter: client ? createRedisRateLimiter(client, config.redisKeyPrefix) : createMemoryRateLimiter(clock),
-		storage: createStorage(config),
+		storage,
 		cancellations,
 		metrics,
+		events,
 		metricsText: overrides.metricsText ?? (() => metrics.registry.metrics()),
 		draining: overrides.draining ?? (() => false),
+		start() {
+			delivery?.start()
+		},
 		async close() {
+			await delivery?.stop()
 			cancellations.stop()
+			await events?.flush().catch(() => {})
 			await store.close()
 			await cache?.close()
-			if (reads) await reads.quit().catch(() => reads.disconnect())
-			if (client) await client.quit().catch(() => client.disconnect())
+			await storage.close()
+			for (const c of opened.reverse()) await c.quit().catch(() => c.disconnect())
 		},
 	}
 }

@@ -25,6 +25,9 @@ export type ErrorCode =
 
 /** An error a client may see: HTTP status, stable code, human message, extra headers. */
 export class AppError extends Error {
+	/** The authentic token a refusal concerns, when known (for the download.denied event); never sent. */
+	jti?: string
+
 	constructor(
 		readonly code: ErrorCode,
 		readonly status: number,

@@ -1,5 +1,5 @@
 import { type Config, ConfigError, loadConfig, processEnv } from './config'
-import { WORKER_FLAG } from './process/ipc'
+import { workerIndexOf } from './process/ipc'
 
 // `bun src/index.ts`: one serving process, or with WORKERS=N a supervisor that
 // starts N workers (this same script with --worker) sharing the port through
@@ -17,11 +17,11 @@ function configOrExit(): Config {
 }
 
 const config = configOrExit()
-const worker = process.argv.includes(WORKER_FLAG)
-if (config.workers > 1 && !worker) {
+const workerIndex = workerIndexOf(process.argv)
+if (config.workers > 1 && workerIndex === null) {
 	const { supervise } = await import('./process/supervisor')
 	await supervise(config)
 } else {
 	const { serve } = await import('./process/server')
-	await serve(config, { worker })
+	await serve(config, { worker: workerIndex !== null, workerIndex: workerIndex ?? 0 })
 }

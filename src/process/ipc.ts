@@ -1,8 +1,18 @@
 import type { Logger } from '../log'
 import type { MetricsSnapshot } from '../modules/ops/metrics'
 
-/** The argument that makes `src/index.ts` a worker of a supervisor. */
+/** The argument that makes `src/index.ts` a worker of a supervisor: `--worker=<index>`. */
 export const WORKER_FLAG = '--worker'
+
+/** Which worker this process is (its `--worker=<n>`), or null when it is not one. */
+export function workerIndexOf(argv: readonly string[]): number | null {
+	for (const arg of argv) {
+		if (arg === WORKER_FLAG) return 0
+		const m = /^--worker=(\d{1,4})$/.exec(arg)
+		if (m) return Number(m[1])
+	}
+	return null
+}
 
 /** Messages between the supervisor and its workers, so one scrape of /metrics on any worker covers all. */
 export type IpcMessage =

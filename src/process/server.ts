@@ -4,6 +4,7 @@ import type { Config } from '../config'
 import { createDeps } from '../deps'
 import { errorFields } from '../log'
 import { createMetrics } from '../modules/ops/metrics'
+import { BucketCheckError } from '../storage/s3'
 import { workerMetrics } from './ipc'
 import { announceStart, processLogger } from './startup'
 
@@ -17,7 +18,7 @@ const SUPERVISOR_CHECK_MS = 500
  * with its siblings (`reusePort`), answers metrics scrapes with the whole
  * instance's figures through its supervisor, and stops when the supervisor is gone.
  */
-export async function serve(config: Config, opts: { worker: boolean }): Promise<void> {
+export async function serve(config: Config, opts: { worker: boolean; workerIndex: number }): Promise<void> {
 	const log = await processLogger(config)
 	if (!opts.worker) announceStart(config, log)
 
@@ -42,9 +43,13 @@ export async function serve(config: Config, opts: { worker: boolean }): Promise<
 		log,
 		metrics,
 		draining: () => draining,
+		workerIndex: opts.workerIndex,
 		...(metricsText ? { metricsText } : {}),
 	}).catch((err: unknown) => {
-		log.error('cannot start: the token store is unreachable', errorFields(err))
+		// One line a person reads first (the bucket's own reason, or Redis's), then the log line.
+		const what = err instanceof BucketCheckError ? 'the file storage' : 'the token store'
+		console.error(`download-gate: cannot start: ${what}: ${err instanceof Error ? err.message : String(err)}`)
+		log.error(`cannot start: ${what} is unreachable`, errorFields(err))
 		log.flush()
 		process.exit(1)
 	})
@@ -54,6 +59,7 @@ export async function serve(config: Config, opts: { worker: boolean }): Promise<
 	// Pending requests include bodies still being sent; the scrape asking is one of them.
 	metrics.setInFlightSource(() => server.pendingRequests - 1)
 	log.info('listening', { url: server.url.href, pid: process.pid, store: config.store.kind, worker: opts.worker })
+	deps.start()
 
 	let stopping = false
 	const shutdown = async (signal: string) => {

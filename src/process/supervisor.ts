@@ -64,8 +64,8 @@ export async function supervise(config: Config): Promise<void> {
 	announceStart(config, log)
 	const aggregator = metricsAggregator(log)
 	let stopping = false
-	const children = Array.from({ length: config.workers }, () =>
-		Bun.spawn([process.execPath, ...process.argv.slice(1), WORKER_FLAG], {
+	const children = Array.from({ length: config.workers }, (_, i) =>
+		Bun.spawn([process.execPath, ...process.argv.slice(1), `${WORKER_FLAG}=${i}`], {
 			// A generated development secret must be the same in every worker.
 			env: { ...processEnv(), JWT_SECRET: config.jwtSecret },
 			stdio: ['ignore', 'inherit', 'inherit'],

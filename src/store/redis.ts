@@ -287,9 +287,11 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		async take(userId, jti, bytes, options = {}): Promise<TakeResult> {
 			const key = tokenKey(userId, jti)
 			const lease = bytes > 0 ? options.lease : undefined
-			// The remembered state of an unlimited token: exists, not revoked, for this file (nothing else to check or hold).
-			const plain = lease === undefined && options.expiredAtS === undefined && options.markStart !== true
-			const remembered = plain ? cache?.lookup(key) : undefined
+			// The remembered state of an unlimited token: exists, not revoked, for this file. It is
+			// remembered only from a take that also recorded the first body (with a grace), so a
+			// hit needs no write; a slot or an expired token always asks Redis.
+			const rememberable = lease === undefined && options.expiredAtS === undefined
+			const remembered = rememberable ? cache?.lookup(key) : undefined
 			if (remembered !== undefined && remembered === options.filename) return UNLIMITED
 			// A take that holds a slot reads the slot key, which must not be tracked (its changes would flood every cache).
 			const tracked =
@@ -317,9 +319,12 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 				{ write: false, ...(tracked ? { via: trackedTake } : {}) },
 			)
 			const result = takeResult(reply)
-			const wrote = (result.status === 'ok' && result.budgeted && bytes > 0) || (result === UNLIMITED && !plain)
-			if (wrote) await replicated(tracked ? cache.client : client, key)
-			if (tracked && plain && result === UNLIMITED && options.filename !== undefined)
+			const admitted = bytes > 0 && result.status === 'ok'
+			// What a body's take may have written (a charge, a slot, the first body's time) must reach the replicas.
+			if (admitted && (result.budgeted || lease !== undefined || options.markStart))
+				await replicated(tracked ? cache.client : client, key)
+			const fillable = rememberable && (options.markStart !== true || bytes > 0)
+			if (tracked && fillable && result === UNLIMITED && options.filename !== undefined)
 				cache.fill(key, options.filename, ticket)
 			return result
 		},

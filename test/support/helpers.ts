@@ -127,6 +127,7 @@ export async function makeTestApp(
 	const { log, lines } = captureLogger()
 	const deps = await createDeps(config, { clock: clock.now, log })
 	const app = createApp(deps).listen({ port: 0, hostname: options.hostname ?? '127.0.0.1' })
+	deps.start()
 	const port = app.server?.port
 	if (!port) throw new Error('server did not start')
 	const baseUrl = `http://127.0.0.1:${port}`

@@ -84,6 +84,8 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 		const rec = telemetry.record(request)
 		rec.jti = plan.claims.jti
 		rec.budgeted = plan.budgeted
+		const paced = plan.claims.rate !== undefined && plan.body.kind === 'stream'
+		if (paced) telemetry.metrics.pacedInFlight.inc()
 		let response: Response
 		try {
 			response = downloadResponse(
@@ -91,20 +93,22 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 				method,
 				request.signal,
 				(end) => {
-					if (plan.budgeted)
-						void downloads.settle(plan, end.written, end.complete).then((returned) => {
-							if (returned > 0) telemetry.metrics.budgetBytesReturned.inc(returned)
-						})
+					if (paced) telemetry.metrics.pacedInFlight.dec()
+					void downloads.finish(plan, end).then((returned) => {
+						if (returned > 0) telemetry.metrics.budgetBytesReturned.inc(returned)
+					})
 					if (method === 'GET') telemetry.downloadEnded(resultOf(end), plan.budgeted, end.written)
 				},
 				headers,
 			)
 		} catch (err) {
-			// Nothing was sent: the file is closed and the reservation given back whole.
+			// Nothing was sent: the file is closed, the reservation given back whole, the slot freed.
 			plan.file.close()
-			void downloads.settle(plan, 0, false)
+			if (paced) telemetry.metrics.pacedInFlight.dec()
+			void downloads.finish(plan, { status: 500, written: 0, complete: false })
 			throw err
 		}
+		downloads.started(plan, request.signal)
 		rec.status = response.status
 		rec.bytes = Number(response.headers.get('content-length') ?? 0)
 		if (telemetry.logsRequests) rec.ip = clientIp(request, server, deps.trustProxy)
@@ -129,6 +133,12 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 		const rec = telemetry.record(request)
 		rec.ip = clientIp(request, server, deps.trustProxy)
 		let err: AppError = toAppError(error, code)
+		downloads.refused(err, {
+			userId: rec.userId ?? '',
+			filename: rec.filename ?? '',
+			requestId: rec.id,
+			ip: rec.ip,
+		})
 		err = await refusals.limit(err, rec.ip)
 		telemetry.refused(request, err)
 		telemetry.finish(request, DOWNLOAD_PATH, err.status, {})

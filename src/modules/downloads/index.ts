@@ -8,12 +8,14 @@ import type { Storage } from '../../storage/types'
 import type { CancellationQueue } from '../../store/cancellations'
 import type { RateLimiter } from '../../store/rate-limit'
 import type { TokenStore } from '../../store/types'
+import type { EventWriter } from '../events/writer'
 import type { Telemetry } from '../ops/telemetry'
 import type { DownloadTokenCodec } from '../tokens/download-token'
 import { createDownloadEndpoint, DOWNLOAD_PATH } from './endpoint'
 import { downloadsModel } from './model'
 import { createRefusalLimiter } from './refusals'
 import { createDownloadService } from './service'
+import { createSlotKeeper } from './slots'
 
 export { DOWNLOAD_PATH, downloadPathOf } from './endpoint'
 
@@ -32,6 +34,14 @@ export interface DownloadsModuleDeps {
 	readonly refusalLimit: RateLimit
 	readonly allowQueryToken: boolean
 	readonly trustProxy: boolean
+	/** `S3_REDIRECT=unlimited`: seconds of a redirect's presigned URL; null = proxy every body. */
+	readonly redirectTtlS: number | null
+	/** `EXPIRY_GRACE_S`. */
+	readonly graceS: number
+	/** `MAX_CONCURRENT_DOWNLOADS_PER_USER`; 0 = no limit. */
+	readonly maxConcurrentPerUser: number
+	/** Where unlimited tokens' download events and denials go; null = events off. */
+	readonly events: EventWriter | null
 }
 
 /** A Bun route handler (`Bun.serve({ routes })`), with the server it runs on. */
@@ -52,7 +62,18 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 		store: deps.store,
 		storage: deps.storage,
 		log: deps.log,
+		clock: deps.clock,
 		cancellations: deps.cancellations,
+		redirectTtlS: deps.redirectTtlS,
+		graceS: deps.graceS,
+		slots:
+			deps.maxConcurrentPerUser > 0
+				? {
+						limit: deps.maxConcurrentPerUser,
+						keeper: createSlotKeeper(deps.store, deps.log, (held) => deps.telemetry.metrics.slotsHeld.set(held)),
+					}
+				: null,
+		events: deps.events,
 	})
 	const refusals = createRefusalLimiter({
 		rateLimiter: deps.rateLimiter,

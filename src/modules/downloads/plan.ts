@@ -27,6 +27,8 @@ export interface DownloadPlan {
 	readonly budgeted: boolean
 	/** The reservation's id in the store, when bytes were reserved. */
 	readonly reservation: string | null
+	/** The download slot the body holds (`MAX_CONCURRENT_DOWNLOADS_PER_USER`), when it holds one. */
+	readonly lease: string | null
 	readonly requestId: string | undefined
 }
 

@@ -1,10 +1,13 @@
 import { BoundedCache, stringBytes } from '../../bounded-cache'
+import type { Clock } from '../../clock'
 import {
+	AppError,
 	FileNotFoundError,
 	ForbiddenError,
 	StorageUnavailableError,
 	StoreUnavailableError,
 	TokenError,
+	TooManyDownloadsError,
 } from '../../errors'
 import { rangeMatcher } from '../../http/cidr'
 import { type ConditionalRequest, type Selection, selectRepresentation } from '../../http/conditional'
@@ -16,9 +19,12 @@ import { errorFields } from '../../log'
 import { assertValidNames } from '../../storage/names'
 import { type CheckedFile, ObjectChangedError, type Storage } from '../../storage/types'
 import type { CancellationQueue } from '../../store/cancellations'
-import type { TakeResult, TokenStore } from '../../store/types'
+import type { LeaseRequest, TakeResult, TokenStore } from '../../store/types'
+import type { EventWriter } from '../events/writer'
 import type { DownloadClaims, DownloadTokenCodec } from '../tokens/download-token'
 import { bodyLength, type DownloadPlan, type PlannedBody, rangeOf } from './plan'
+import type { BodyEnd } from './response'
+import type { SlotKeeper } from './slots'
 
 export type { DownloadPlan } from './plan'
 
@@ -52,10 +58,19 @@ export interface DownloadService {
 	 */
 	prepareKnown(request: DownloadRequest): DownloadPlan | null
 	/**
-	 * After the body: ends the reservation, giving back what a broken
-	 * connection did not deliver. Resolves with the bytes given back; never rejects.
+	 * After the body: ends the reservation (giving back what a broken
+	 * connection did not deliver), frees the download slot, and writes the
+	 * events of an unlimited token's body. Resolves with the bytes given back; never rejects.
 	 */
-	settle(plan: DownloadPlan, written: number, complete: boolean): Promise<number>
+	finish(plan: DownloadPlan, end: BodyEnd): Promise<number>
+	/**
+	 * The body was handed over (a zero-copy body ends there for the service)
+	 * and `signal` will say when the client leaves before it is sent: writes
+	 * the events of an unlimited token's body. Never throws.
+	 */
+	started(plan: DownloadPlan, signal: AbortSignal): void
+	/** A refused download, for the download.denied event. Never throws. */
+	refused(err: AppError, context: { userId: string; filename: string; requestId: string; ip: string }): void
 }
 
 export interface DownloadServiceDeps {
@@ -64,8 +79,15 @@ export interface DownloadServiceDeps {
 	readonly storage: Storage
 	readonly cancellations: CancellationQueue
 	readonly log: Logger
+	readonly clock: Clock
 	/** `S3_REDIRECT=unlimited`: unlimited tokens' GETs go to a presigned URL valid this long (seconds); null = proxy. */
 	readonly redirectTtlS?: number | null
+	/** `EXPIRY_GRACE_S`: the store remembers each token's first body, and a token past `exp` is served within it. */
+	readonly graceS?: number
+	/** `MAX_CONCURRENT_DOWNLOADS_PER_USER` (0 = no limit) and who keeps the slots. */
+	readonly slots?: { readonly limit: number; readonly keeper: SlotKeeper } | null
+	/** Lifecycle events of unlimited tokens' downloads (budgeted ones are written by the store); null = none. */
+	readonly events?: EventWriter | null
 	/** Bytes of revoked jtis remembered per process (default 1 MiB); 0 asks the store every time. */
 	readonly revokedCacheBytes?: number
 }
@@ -82,8 +104,11 @@ const changedTwice = (cause: unknown) =>
 
 /** Builds the download service; it never sees an HTTP request. */
 export function createDownloadService(deps: DownloadServiceDeps): DownloadService {
-	const { codec, store, storage, log, cancellations } = deps
+	const { codec, store, storage, log, cancellations, clock } = deps
 	const redirectTtlS = deps.redirectTtlS ?? null
+	const graceS = deps.graceS ?? 0
+	const slots = deps.slots && deps.slots.limit > 0 ? deps.slots : null
+	const events = deps.events ?? null
 
 	// Revocation is final until the token expires (and expiry is checked before
 	// this), so a jti the store once reported revoked is refused here without
@@ -105,8 +130,9 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		return matcher
 	}
 
-	// Refusals of the record check (step 5), in the order of docs/contract.md §3.2; null when the record allows the request.
-	function recordRefusal(claims: DownloadClaims, taken: TakeResult): TokenError | null {
+	// Refusals the store's answer decides (checks 3 within the grace, 5, 7 and 8), in the
+	// order of docs/contract.md §3.2; null when the record allows the request.
+	function storeRefusal(claims: DownloadClaims, taken: TakeResult, length: number): AppError | null {
 		switch (taken.status) {
 			case 'revoked':
 				if (revokedCacheBytes > 0) knownRevoked.set(revokedKey(claims), true)
@@ -115,21 +141,47 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 				return revoked()
 			case 'mismatch':
 				return boundElsewhere()
+			case 'expired':
+				return new TokenError('token_expired', 'The download token has expired; ask for a new one.')
+			case 'used_up':
+				return new TokenError(
+					'token_used_up',
+					`This token's downloads are used up (${taken.bytesLeft} of the ${length} bytes asked for remain).`,
+				)
+			case 'too_many_downloads':
+				return new TooManyDownloadsError(slots?.limit ?? 0, taken.retryAfterS)
+			// Only a request that already failed has its reservation cancelled; this one has not.
+			case 'cancelled':
+				return new StoreUnavailableError()
 			default:
 				return null
 		}
 	}
 
-	async function take(claims: DownloadClaims, bytes: number, reservation: string | null): Promise<TakeResult> {
+	/** What a body asks of the store besides its bytes. */
+	interface BodyTake {
+		readonly reservation: string | null
+		readonly start: number
+		readonly lease: LeaseRequest | undefined
+	}
+
+	async function take(claims: DownloadClaims, bytes: number, body: BodyTake | null): Promise<TakeResult> {
+		const nowS = Math.floor(clock() / 1000)
 		try {
 			return await store.take(claims.user_id, claims.jti, bytes, {
 				filename: claims.filename,
-				...(reservation === null ? {} : { reservation }),
+				...(body?.reservation ? { reservation: body.reservation } : {}),
+				...(body ? { start: body.start } : {}),
+				...(body?.lease ? { lease: body.lease } : {}),
+				// Past exp (within the grace, or verify would have refused): only if the first body started in time.
+				...(claims.exp <= nowS ? { expiredAtS: claims.exp } : {}),
+				...(graceS > 0 ? { markStart: true } : {}),
 			})
 		} catch (err) {
-			// The store may still run this reservation after we gave up: make sure it costs nothing.
-			if (reservation !== null && err instanceof StoreUnavailableError)
-				cancellations.cancel(claims.user_id, claims.jti, reservation)
+			// The store may still run this take after we gave up: make sure it costs nothing and holds nothing.
+			if (body?.reservation && err instanceof StoreUnavailableError)
+				cancellations.cancel(claims.user_id, claims.jti, body.reservation)
+			if (body?.lease && slots) void slots.keeper.release(claims.user_id, body.lease.id)
 			throw err
 		}
 	}
@@ -152,8 +204,9 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 
 	/**
 	 * How the body goes out. Zero-copy where the storage has it and nothing
-	 * needs to count the bytes: a budgeted body larger than one write is
-	 * counted, so a broken connection can give back what was never written. A
+	 * needs to see the bytes go: a budgeted body larger than one write is
+	 * counted, so a broken connection can give back what was never written; a
+	 * paced one is paced; one holding a download slot must say when it ends. A
 	 * deliberate 200 to a Range request (If-Range failed, an unparsable range)
 	 * is streamed, since Bun answers a Range request itself for a whole-file body.
 	 */
@@ -173,9 +226,9 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			const url = file.presignedUrl(redirectTtlS, contentDisposition(filename), contentTypeFor(filename))
 			if (url !== null) return { kind: 'redirect', url }
 		}
-		const counted = budgeted && end - start > SINGLE_READ_BYTES
+		const counted = (budgeted && end - start > SINGLE_READ_BYTES) || slots !== null || claims.rate !== undefined
 		const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
-		if (!counted && !ignoredRange && claims.rate === undefined) {
+		if (!counted && !ignoredRange) {
 			const blob = file.zeroCopy(start, end)
 			if (blob !== null) return { kind: 'zero-copy', blob }
 		}
@@ -185,45 +238,78 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			: { kind: 'stream', reader }
 	}
 
-	/** One attempt of the checks from the file onwards (6, 7) and the body's start. */
+	/** One attempt of the checks from the file onwards (6, 7, 8) and the body's start. */
 	async function attempt(claims: DownloadClaims, request: DownloadRequest): Promise<DownloadPlan> {
 		const file = await storage.open(request.userId, request.filename)
 		if (!file) {
 			// The record check (5) comes before the file check (6), even with nothing to send.
-			const refusal = recordRefusal(claims, await take(claims, 0, null))
+			const refusal = storeRefusal(claims, await take(claims, 0, null), 0)
 			throw refusal ?? new FileNotFoundError()
 		}
 		let reservation: string | null = null
+		let lease: string | null = null
 		try {
 			const selection = selectRepresentation(request.conditional, file)
 			const length = bodyLength(selection, file.size, request.conditional.method)
-			const asked = length > 0 ? newReservation() : null
+			const asked: BodyTake | null =
+				length > 0
+					? {
+							reservation: newReservation(),
+							start: rangeOf(selection, file.size).start,
+							lease: slots?.keeper.lease(slots.limit),
+						}
+					: null
 			const taken = await take(claims, length, asked)
-			const refusal = recordRefusal(claims, taken)
+			const refusal = storeRefusal(claims, taken, length)
 			if (refusal) throw refusal
-			if (taken.status === 'used_up')
-				throw new TokenError(
-					'token_used_up',
-					`This token's downloads are used up (${taken.bytesLeft} of the ${length} bytes asked for remain).`,
-				)
-			// Only a request that already failed has its reservation cancelled; this one has not.
-			if (taken.status === 'cancelled') throw new StoreUnavailableError()
 			const budgeted = taken.status === 'ok' && taken.budgeted
-			reservation = budgeted ? asked : null
+			reservation = budgeted ? (asked?.reservation ?? null) : null
+			if (asked?.lease && slots) {
+				lease = asked.lease.id
+				slots.keeper.hold(claims.user_id, lease)
+			}
 			const body = await bodyFor(file, claims, selection, request.conditional.method, budgeted)
-			return { claims, file, selection, body, budgeted, reservation, requestId: request.requestId }
+			return { claims, file, selection, body, budgeted, reservation, lease, requestId: request.requestId }
 		} catch (err) {
 			file.close()
-			// The body could not start: what was reserved for it comes back whole.
+			// The body could not start: what was reserved for it comes back whole, its slot is freed.
 			if (reservation !== null) cancellations.cancel(claims.user_id, claims.jti, reservation)
+			if (lease !== null && slots) void slots.keeper.release(claims.user_id, lease)
 			throw err
 		}
 	}
 
+	/** An unlimited token's body event (a budgeted one's is written by the store, in the step that counts it). */
+	function bodyEvent(
+		plan: DownloadPlan,
+		type: 'download.started' | 'download.completed' | 'download.broken',
+		extra: Record<string, unknown> = {},
+	) {
+		if (events === null || plan.budgeted) return
+		const { claims, file, selection } = plan
+		const { start, end } = rangeOf(selection, file.size)
+		events.emit(type, {
+			jti: claims.jti,
+			user_id: claims.user_id,
+			filename: claims.filename,
+			size: file.size,
+			range: `${start}-${end - 1}`,
+			...extra,
+			request_id: plan.requestId,
+		})
+	}
+	/** Unlimited tokens' bodies report events when they begin at the first byte: the start of a copy. */
+	const reportsEvents = (plan: DownloadPlan) =>
+		events !== null &&
+		!plan.budgeted &&
+		plan.body.kind !== 'none' &&
+		rangeOf(plan.selection, plan.file.size).start === 0
+
 	return {
 		prepareKnown(request) {
 			const openNow = storage.openNow
-			if (openNow === undefined) return null
+			// A body holding a download slot must ask the store for it.
+			if (openNow === undefined || slots !== null) return null
 			const claims = codec.verifiedSync(presented(request))
 			if (claims === null) return null
 			bound(claims, request)
@@ -242,42 +328,92 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 				)
 				return null
 			}
-			return { claims, file, selection, body, budgeted: false, reservation: null, requestId: request.requestId }
+			return {
+				claims,
+				file,
+				selection,
+				body,
+				budgeted: false,
+				reservation: null,
+				lease: null,
+				requestId: request.requestId,
+			}
 		},
 
 		async prepare(request) {
-			const claims = bound(await codec.verify(presented(request)), request)
+			let claims: DownloadClaims | null = null
 			try {
-				return await attempt(claims, request)
+				claims = bound(await codec.verify(presented(request)), request)
+				try {
+					return await attempt(claims, request)
+				} catch (err) {
+					if (!(err instanceof ObjectChangedError)) throw err
+					log.info('the file changed between its check and its read; checking again', {
+						request_id: request.requestId,
+						jti: claims.jti,
+					})
+				}
+				try {
+					return await attempt(claims, request)
+				} catch (err) {
+					throw err instanceof ObjectChangedError ? changedTwice(err) : err
+				}
 			} catch (err) {
-				if (!(err instanceof ObjectChangedError)) throw err
-				log.info('the file changed between its check and its read; checking again', {
-					request_id: request.requestId,
-					jti: claims.jti,
-				})
-			}
-			try {
-				return await attempt(claims, request)
-			} catch (err) {
-				throw err instanceof ObjectChangedError ? changedTwice(err) : err
+				// The refusal names the authentic token it concerns, for the download.denied event.
+				if (claims !== null && err instanceof AppError) err.jti = claims.jti
+				throw err
 			}
 		},
 
-		async settle(plan, written, complete) {
+		started(plan, signal) {
+			if (!reportsEvents(plan)) return
+			bodyEvent(plan, 'download.started')
+			// A zero-copy body ends for the service when it is handed over: the runtime reports a client
+			// that leaves before the last byte through the request's signal, and nothing when all was sent.
+			if (plan.body.kind === 'zero-copy') {
+				bodyEvent(plan, 'download.completed', { handed_over: true })
+				signal.addEventListener('abort', () => bodyEvent(plan, 'download.broken', { bytes_written: null }), {
+					once: true,
+				})
+			}
+		},
+
+		async finish(plan, end) {
+			const { claims } = plan
+			if (plan.lease !== null && slots) void slots.keeper.release(claims.user_id, plan.lease)
+			if (reportsEvents(plan) && plan.body.kind !== 'zero-copy')
+				bodyEvent(
+					plan,
+					end.complete ? 'download.completed' : 'download.broken',
+					end.complete ? {} : { bytes_written: end.written },
+				)
 			if (!plan.budgeted || plan.reservation === null) return 0
-			const { claims, reservation } = plan
 			try {
-				return await store.settle(claims.user_id, claims.jti, reservation, written, !complete)
+				return await store.settle(claims.user_id, claims.jti, plan.reservation, end.written, !end.complete, {
+					requestId: plan.requestId,
+				})
 			} catch (err) {
 				// Failing to give bytes back only ever errs on the side of the budget.
 				log.warn('could not settle a reservation', {
 					request_id: plan.requestId,
 					jti: claims.jti,
-					written,
+					written: end.written,
 					...errorFields(err),
 				})
 				return 0
 			}
+		},
+
+		refused(err, context) {
+			if (events === null || err.status >= 500) return
+			events.denied({
+				jti: err.jti ?? null,
+				user_id: context.userId,
+				filename: context.filename,
+				reason: err.code,
+				ip: context.ip,
+				request_id: context.requestId,
+			})
 		},
 	}
 }

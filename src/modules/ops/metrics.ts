@@ -8,6 +8,7 @@ import {
 	type MetricValue,
 	Registry,
 } from 'prom-client'
+import type { WebhookMetrics } from '../events/webhook-metrics'
 import { HotCounter, HotHistogram } from './hot-metrics'
 
 /** How a download response ended (docs/contract.md §3.4 `downloads by result`). */
@@ -33,8 +34,20 @@ export interface Metrics {
 	readonly requestDuration: HotHistogram
 	readonly storeUp: Gauge
 	readonly storeCommandDuration: Histogram<'command' | 'outcome'>
-	/** Requests to the file storage (a bucket: HEAD, GET, LIST) by operation and outcome. */
+	/** Requests to the file storage (a bucket: HEAD, GET, check) by operation and outcome. */
 	readonly storageRequestDuration: Histogram<'operation' | 'outcome'>
+	readonly eventsWritten: Counter<'type'>
+	readonly eventsDropped: Counter<'type'>
+	readonly webhookAttempts: Counter<'endpoint' | 'outcome'>
+	readonly webhookAttemptDuration: Histogram<'endpoint'>
+	readonly webhookDeadLetters: Counter<'endpoint' | 'reason'>
+	readonly webhookDropped: Counter<'endpoint' | 'reason'>
+	readonly webhookBacklog: Gauge<'endpoint'>
+	readonly webhookOldestAge: Gauge<'endpoint'>
+	/** Download slots this process holds for bodies in flight (`MAX_CONCURRENT_DOWNLOADS_PER_USER`). */
+	readonly slotsHeld: Gauge
+	/** Bodies of tokens with a `rate`, being paced. */
+	readonly pacedInFlight: Gauge
 	/** Where `downloadsInFlight` is read from at each scrape (the server's pending requests). */
 	setInFlightSource(read: () => number): void
 }
@@ -117,6 +130,70 @@ export function createMetrics(): Metrics {
 		buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
 		registers: [registry],
 	})
+	const eventsWritten = new Counter({
+		name: 'download_gate_events_written_total',
+		help: 'Lifecycle events appended to the events stream, by type',
+		labelNames: ['type'],
+		registers: [registry],
+	})
+	const eventsDropped = new Counter({
+		name: 'download_gate_events_dropped_total',
+		help: 'Lifecycle events this instance could not append (Redis away past the waiting bound), by type',
+		labelNames: ['type'],
+		registers: [registry],
+	})
+	const webhookAttempts = new Counter({
+		name: 'download_gate_webhook_attempts_total',
+		help: 'Webhook delivery attempts by endpoint and outcome (delivered, redirect, client_error, server_error, timeout, network_error)',
+		labelNames: ['endpoint', 'outcome'],
+		registers: [registry],
+	})
+	const webhookAttemptDuration = new Histogram({
+		name: 'download_gate_webhook_attempt_duration_seconds',
+		help: 'Webhook delivery latency until the response headers (or the failure), by endpoint',
+		labelNames: ['endpoint'],
+		buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+		registers: [registry],
+	})
+	const webhookDeadLetters = new Counter({
+		name: 'download_gate_webhook_dead_letters_total',
+		help: 'Events given up for an endpoint (older than WEBHOOK_MAX_AGE, or malformed) and moved to the dead-letter stream',
+		labelNames: ['endpoint', 'reason'],
+		registers: [registry],
+	})
+	const webhookDropped = new Counter({
+		name: 'download_gate_webhook_dropped_total',
+		help: 'Events acknowledged without a delivery: throttled denials, or trimmed from the stream before delivery',
+		labelNames: ['endpoint', 'reason'],
+		registers: [registry],
+	})
+	// Group-wide values, the same from every instance: combined with max, not summed.
+	const webhookBacklog = new Gauge({
+		name: 'download_gate_webhook_backlog',
+		help: 'Events not yet delivered to an endpoint (pending and unread)',
+		labelNames: ['endpoint'],
+		registers: [registry],
+		aggregator: 'max',
+	})
+	const webhookOldestAge = new Gauge({
+		name: 'download_gate_webhook_oldest_event_age_seconds',
+		help: 'Age of the oldest event not yet delivered to an endpoint (0 when none waits)',
+		labelNames: ['endpoint'],
+		registers: [registry],
+		aggregator: 'max',
+	})
+	const slotsHeld = new Gauge({
+		name: 'download_gate_download_slots_held',
+		help: 'Per-user download slots held for bodies in flight (MAX_CONCURRENT_DOWNLOADS_PER_USER)',
+		registers: [registry],
+		aggregator: 'sum',
+	})
+	const pacedInFlight = new Gauge({
+		name: 'download_gate_paced_bodies_in_flight',
+		help: 'Bodies of tokens with a rate, being paced',
+		registers: [registry],
+		aggregator: 'sum',
+	})
 	storeUp.set(1)
 	for (const budgeted of bool) tokensIssued.inc({ budgeted }, 0)
 	budgetBytesReturned.inc(0)
@@ -132,8 +209,34 @@ export function createMetrics(): Metrics {
 		storeUp,
 		storeCommandDuration,
 		storageRequestDuration,
+		eventsWritten,
+		eventsDropped,
+		webhookAttempts,
+		webhookAttemptDuration,
+		webhookDeadLetters,
+		webhookDropped,
+		webhookBacklog,
+		webhookOldestAge,
+		slotsHeld,
+		pacedInFlight,
 		setInFlightSource(read) {
 			inFlight = read
+		},
+	}
+}
+
+/** The webhook worker's reports, counted in `metrics`. */
+export function webhookMetricsOf(metrics: Metrics): WebhookMetrics {
+	return {
+		attempt(endpoint, outcome, seconds) {
+			metrics.webhookAttempts.inc({ endpoint, outcome })
+			metrics.webhookAttemptDuration.observe({ endpoint }, seconds)
+		},
+		deadLettered: (endpoint, reason) => metrics.webhookDeadLetters.inc({ endpoint, reason }),
+		dropped: (endpoint, reason, count) => metrics.webhookDropped.inc({ endpoint, reason }, count),
+		backlog(endpoint, backlog) {
+			metrics.webhookBacklog.set({ endpoint }, backlog.pending + backlog.undelivered)
+			metrics.webhookOldestAge.set({ endpoint }, backlog.oldestAgeSeconds)
 		},
 	}
 }

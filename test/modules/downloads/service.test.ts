@@ -44,6 +44,7 @@ function setup(revokedCacheBytes?: number) {
 		store: counted,
 		storage: createDiskStorage(root),
 		log: captureLogger().log,
+		clock: clock.now,
 		cancellations: createCancellationQueue(store, captureLogger().log),
 		...(revokedCacheBytes === undefined ? {} : { revokedCacheBytes }),
 	})
@@ -126,7 +127,7 @@ describe('download service: what it remembers', () => {
 		const plan = await s.prepare(token)
 		plan.file.close()
 		expect(await s.codeOf(token)).toBe('token_used_up')
-		await s.service.settle(plan, 0, false)
+		await s.service.finish(plan, { status: 200, written: 0, complete: false })
 		expect(await s.codeOf(token)).toBe('ok')
 	})
 

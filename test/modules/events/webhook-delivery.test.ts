@@ -150,15 +150,15 @@ describe('webhook delivery', () => {
 		await waitFor(() => r.delivered().length === 1, 8000, 'the delivery after five 500s')
 		expect(r.requests.map((x) => x.id)).toEqual(Array(failures + 1).fill(event.id))
 		expect(metrics.attempts.map((a) => a.outcome)).toEqual([...Array(failures).fill('server_error'), 'delivered'])
-		// Failure k waits in [d/2, d], d = base·2^(k-1): each gap at least the one before (slack for a busy machine).
+		// Failure k waits in [d/2, d], d = base·2^(k-1). A retry is never early, so the lower bounds
+		// (which double each time) prove the growth; a busy machine may only make one late (loose upper bound).
 		const gaps = r.requests.slice(1).map((x, i) => x.at - (r.requests[i]?.at ?? 0))
 		const report = gaps.map((gap, i) => {
 			const d = base * 2 ** i
-			const previous = gaps[i - 1] ?? 0
-			return { gap: Math.round(gap), ok: gap >= d / 2 - 2 && gap < d + 250 && gap > previous - 25 }
+			return { gap: Math.round(gap), ok: gap >= d / 2 - 2 && gap < d + 2000 }
 		})
 		expect(report).toEqual(report.map((x) => ({ ...x, ok: true })))
-		expect(gaps.at(-1) ?? 0).toBeGreaterThan(6 * (gaps[0] ?? 0))
+		expect(gaps.at(-1) ?? 0).toBeGreaterThanOrEqual((base * 2 ** (failures - 1)) / 2 - 2)
 		await waitFor(async () => (await groupState(redis, keys.streamKey, r.url)).pending === 0, 2000, 'the ack')
 	})
 
