@@ -8,7 +8,7 @@ import { createWebhookDelivery, type WebhookDelivery } from './modules/events/we
 import { createEventWriter, type EventWriter } from './modules/events/writer'
 import { instrumentStore } from './modules/ops/instrumented-store'
 import { createMetrics, type Metrics, webhookMetricsOf } from './modules/ops/metrics'
-import { createDiskStorage } from './storage/disk'
+import { createDiskStorage, nodeFileSystem } from './storage/disk'
 import { createBucketStorage } from './storage/s3'
 import type { Storage } from './storage/types'
 import { type CancellationQueue, createCancellationQueue } from './store/cancellations'
@@ -77,7 +77,11 @@ async function readyClient(config: Config, log: Logger, what: string): Promise<R
 /** The storage `config` names; a bucket reports each request to the metrics. */
 function createStorage(config: Config, metrics: Metrics): Storage {
 	const storage = config.storage
-	if (storage.kind === 'disk') return createDiskStorage(storage.dir)
+	if (storage.kind === 'disk')
+		return createDiskStorage(storage.dir, nodeFileSystem(), {
+			validMs: config.openFileCacheValidS * 1000,
+			maxEntries: config.openFileCacheMax,
+		})
 	return createBucketStorage({
 		bucket: storage.bucket,
 		...(storage.endpoint !== undefined ? { endpoint: storage.endpoint } : {}),

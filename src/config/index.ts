@@ -40,6 +40,9 @@ const PLAIN_FIELDS = {
 	publicBaseUrl: 'PUBLIC_BASE_URL',
 	trustProxy: 'TRUST_PROXY',
 	maxTtlS: 'MAX_TTL',
+	/** Seconds a checked descriptor is reused before its path is looked at again; 0 = no open-file cache. */
+	openFileCacheValidS: 'OPEN_FILE_CACHE_VALID',
+	openFileCacheMax: 'OPEN_FILE_CACHE_MAX',
 	/** Seconds a token whose first body started before `exp` stays usable after it; 0 = none. */
 	expiryGraceS: 'EXPIRY_GRACE_S',
 	maxLiveTokensPerUser: 'MAX_LIVE_TOKENS_PER_USER',

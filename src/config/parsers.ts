@@ -82,6 +82,13 @@ export const byteSize = (raw: string): number => {
 	return parsed
 }
 
+/** Seconds with an optional fraction, 0 to 3600 (`1`, `0.5`); throws `Invalid` otherwise. */
+export const fractionalSeconds = (raw: string): number => {
+	if (!/^\d{1,4}(\.\d{1,3})?$/.test(raw) || Number(raw) > 3600)
+		throw new Invalid(`must be a number of seconds from 0 to 3600, like 1 or 0.5; got ${quote(raw)}`)
+	return Number(raw)
+}
+
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
 
 /** Parses `24h`, `90m`, `7d`, `3600` (seconds) into seconds; null when it is not a duration. */

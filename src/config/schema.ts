@@ -7,6 +7,7 @@ import {
 	duration,
 	EVENT_TYPES,
 	eventTypes,
+	fractionalSeconds,
 	hostPortList,
 	httpUrl,
 	natMap,
@@ -126,6 +127,18 @@ export const EnvSchema = Type.Object({
 		default: './storage',
 		description:
 			'a file is `<STORAGE_DIR>/<user_id>/<filename>`; created if missing. Each download opens the file once and serves that descriptor (Linux `/proc/self/fd`); lookups are synchronous for speed: meant for local disks, not slow network filesystems',
+	}),
+	OPEN_FILE_CACHE_VALID: parsed(fractionalSeconds, {
+		default: '1',
+		description:
+			'seconds a checked file descriptor serves later requests for the same file before one `stat` of its path must show it unchanged (device, inode, size, times); `0` opens and checks the file on every request',
+	}),
+	OPEN_FILE_CACHE_MAX: integer({
+		default: 1024,
+		minimum: 1,
+		maximum: 100_000,
+		description:
+			'checked file descriptors kept per process (two open files each); the least recently used is closed past it',
 	}),
 	S3_BUCKET: Optional(
 		text({

@@ -13,12 +13,15 @@ import {
 } from 'node:fs'
 
 import { sep } from 'node:path'
-import type { CheckedFile, RangeReader, Storage } from './types'
+import { CheckedDescriptor, identityOf } from './disk-descriptor'
+import type { CheckedFile, Storage } from './types'
 
 /** The file-system calls storage makes, injectable so tests can swap files between them. */
 export interface FileSystem {
 	/** lstat; null when nothing is there. */
 	lstat(path: string): Stats | null
+	/** stat (following links); null when nothing is there. */
+	stat(path: string): Stats | null
 	/** Opens `path` for inspection only (Linux `O_PATH`: no read, no device side effects, FIFOs do not block). */
 	openPath(path: string): number
 	/** Opens a readable descriptor on the file behind `fd`. */
@@ -38,6 +41,7 @@ export function nodeFileSystem(): FileSystem {
 	const linux = process.platform === 'linux' && existsSync(PROC_FD)
 	return {
 		lstat: (path) => lstatSync(path, { throwIfNoEntry: false }) ?? null,
+		stat: (path) => statSync(path, { throwIfNoEntry: false }) ?? null,
 		openPath: (path) => openSync(path, linux ? O_PATH : constants.O_RDONLY | constants.O_NONBLOCK),
 		openReadable: (fd) => (linux ? openSync(`${PROC_FD}/${fd}`, 'r') : fd),
 		fstat: (fd) => fstatSync(fd),
@@ -60,109 +64,22 @@ function isNotFound(err: unknown): boolean {
 	return typeof err === 'object' && err !== null && NOT_FOUND.has(String((err as { code?: unknown }).code))
 }
 
-// Descriptors whose body the runtime reopens by path are closed one macrotask
-// later, in one batch: Bun opens `/proc/self/fd/N` while it renders the
-// response, which happens in the microtasks that follow the handler, so by the
-// next macrotask its own descriptor is open and ours may go. Closing earlier
-// could let the number be reused by another open before Bun reads it.
-const closingSoon: Handle[] = []
-function closeLater(handle: Handle): void {
-	if (closingSoon.push(handle) === 1)
-		setImmediate(() => {
-			for (const h of closingSoon.splice(0)) h.close()
-		})
+/** The open-file cache: how long a checked descriptor is trusted without a look at its path, and how many are kept. */
+export interface OpenFileCache {
+	/** 0 turns the cache off: every lookup opens and checks the file. */
+	readonly validMs: number
+	/** The least recently used descriptor is closed past this many. */
+	readonly maxEntries?: number
+	/** Milliseconds, for the validity window (tests move it by hand). */
+	readonly now?: () => number
 }
 
-/** An opened file (a class, not a closure per request: the download path allocates as little as it can). */
-class Handle implements CheckedFile {
-	readonly size: number
-	readonly mtimeMs: number
-	readonly etag: string
-	/** A path that reopens exactly this file (`/proc/self/fd/N`), or null where the platform has none. */
-	readonly reopenPath: string | null
-	#readable: number | null = null
-	#closed = false
+const DEFAULT_MAX_ENTRIES = 1024
 
-	constructor(
-		private readonly fs: FileSystem,
-		private readonly fd: number,
-		st: Stats,
-		reopenable: boolean,
-	) {
-		this.size = st.size
-		this.mtimeMs = st.mtimeMs
-		// mtime to the microsecond: a rewrite within the same millisecond still changes the validator.
-		this.etag = `"${st.size.toString(36)}-${Math.round(st.mtimeMs * 1000).toString(36)}-${st.ino.toString(36)}"`
-		this.reopenPath = reopenable ? `${PROC_FD}/${fd}` : null
-	}
-
-	zeroCopy(start: number, end: number): Blob | null {
-		// The slice caps the body at the checked size even if the file grows; Bun
-		// opens its own descriptor on the same inode while rendering, then ours goes (closeSoon).
-		return this.reopenPath === null ? null : Bun.file(this.reopenPath).slice(start, end)
-	}
-
-	openRange(start: number, end: number): RangeReader {
-		return new HandleReader(this, start, end)
-	}
-
-	presignedUrl(): null {
-		return null
-	}
-
-	/** Reads up to `length` bytes at `position` into `buffer`; resolves with the count (0 at end of file). */
-	readAt(buffer: Uint8Array, length: number, position: number): Promise<number> {
-		if (this.#closed) return Promise.resolve(0)
-		this.#readable ??= this.fs.openReadable(this.fd)
-		return this.fs.read(this.#readable, buffer, length, position)
-	}
-
-	close(): void {
-		if (this.#closed) return
-		this.#closed = true
-		if (this.#readable !== null && this.#readable !== this.fd) this.fs.close(this.#readable)
-		this.fs.close(this.fd)
-	}
-
-	closeSoon(): void {
-		closeLater(this)
-	}
-}
-
-/** Reads one range of a checked file through its descriptor, one pull at a time. */
-class HandleReader implements RangeReader {
-	#position: number
-	#done = false
-
-	constructor(
-		private readonly file: Handle,
-		start: number,
-		private readonly end: number,
-	) {
-		this.#position = start
-	}
-
-	async read(max: number): Promise<Uint8Array | null> {
-		const want = Math.min(max, this.end - this.#position)
-		if (this.#done || want <= 0) {
-			this.#done = true
-			return null
-		}
-		const buffer = Buffer.allocUnsafe(want)
-		const n = await this.file.readAt(buffer, want, this.#position)
-		if (this.#done) return null
-		if (n === 0) {
-			// The file shrank under us: the promised length can no longer be met.
-			this.#done = true
-			throw new Error('file ended before the promised length')
-		}
-		this.#position += n
-		return buffer.subarray(0, n)
-	}
-
-	cancel(): void {
-		this.#done = true
-	}
+interface CacheEntry {
+	readonly file: CheckedDescriptor
+	/** When the path was last seen to still name this file. */
+	checkedAt: number
 }
 
 /**
@@ -171,10 +88,19 @@ class HandleReader implements RangeReader {
  * opened file itself: a regular file whose real path lies inside the root.
  * Synchronous on purpose: on a local disk these calls take microseconds,
  * while the async versions hop through a thread pool and halved throughput.
+ *
+ * With an open-file cache (as nginx's `open_file_cache`), a checked
+ * descriptor serves later requests for the same file: within `validMs` of
+ * its last check a request makes no system call of its own; after it, one
+ * `stat` of the path must still show the same device, inode, size and times,
+ * or the descriptor is dropped and the file opened and checked afresh. A file
+ * swapped in within the window is not seen until then: the checked inode is
+ * what is served, never the new path's.
  */
 export function createDiskStorage(
 	rootDir: string,
 	fs: FileSystem = nodeFileSystem(),
+	cacheOptions: OpenFileCache = { validMs: 0 },
 ): Storage & {
 	readonly openNow: (userId: string, filename: string) => CheckedFile | null
 } {
@@ -183,6 +109,11 @@ export function createDiskStorage(
 		rootReal ??= realpathSync.native(rootDir)
 		return rootReal
 	}
+	const validMs = cacheOptions.validMs
+	const maxEntries = cacheOptions.maxEntries ?? DEFAULT_MAX_ENTRIES
+	const now = cacheOptions.now ?? (() => performance.now())
+	// Insertion order is recency: a hit moves its entry to the end, the first one is evicted.
+	const cache = new Map<string, CacheEntry>()
 
 	// Where /proc cannot name the opened file, the path is resolved now and
 	// must still be the same inode: an escape swapped in between shows as another inode.
@@ -193,11 +124,8 @@ export function createDiskStorage(
 		return again.ino === st.ino && again.dev === st.dev
 	}
 
-	function openNow(userId: string, filename: string): CheckedFile | null {
-		const base = root()
-		// Callers validate names; anything that is not two plain segments below the root is refused here too.
-		if (!plainSegment(userId) || !plainSegment(filename)) return null
-		const path = `${base}${sep}${userId}${sep}${filename}`
+	/** Opens and checks `path` (below `base`): the checked descriptor, or null. */
+	function openChecked(path: string, base: string): CheckedDescriptor | null {
 		let fd: number
 		try {
 			fd = fs.openPath(path)
@@ -209,7 +137,7 @@ export function createDiskStorage(
 			const st = fs.fstat(fd)
 			const real = st.isFile() ? fs.pathOf(fd) : null
 			const inside = st.isFile() && (real === null ? confinedElsewhere(path, st, base) : real.startsWith(base + sep))
-			if (inside) return new Handle(fs, fd, st, real !== null)
+			if (inside) return new CheckedDescriptor(fs, fd, st, real !== null)
 		} catch (err) {
 			fs.close(fd)
 			if (isNotFound(err)) return null
@@ -217,6 +145,58 @@ export function createDiskStorage(
 		}
 		fs.close(fd)
 		return null
+	}
+
+	/** A cached descriptor for `key` that still names the file at `path`, or null (a stale one is dropped). */
+	function cached(key: string, path: string): CheckedDescriptor | null {
+		const entry = cache.get(key)
+		if (entry === undefined) return null
+		const at = now()
+		if (at - entry.checkedAt >= validMs) {
+			let current: Stats | null = null
+			try {
+				current = fs.stat(path)
+			} catch {}
+			if (current === null || identityOf(current) !== entry.file.identity) {
+				cache.delete(key)
+				entry.file.drop()
+				return null
+			}
+			entry.checkedAt = at
+		}
+		cache.delete(key)
+		cache.set(key, entry)
+		return entry.file
+	}
+
+	function remember(key: string, file: CheckedDescriptor): void {
+		cache.set(key, { file, checkedAt: now() })
+		if (cache.size <= maxEntries) return
+		const [oldest, entry] = cache.entries().next().value ?? []
+		if (oldest === undefined || entry === undefined) return
+		cache.delete(oldest)
+		entry.file.drop()
+	}
+
+	function openNow(userId: string, filename: string): CheckedFile | null {
+		const base = root()
+		// Callers validate names; anything that is not two plain segments below the root is refused here too.
+		if (!plainSegment(userId) || !plainSegment(filename)) return null
+		const path = `${base}${sep}${userId}${sep}${filename}`
+		if (validMs <= 0) {
+			const file = openChecked(path, base)
+			if (file === null) return null
+			const view = file.acquire()
+			file.drop()
+			return view
+		}
+		const key = `${userId}/${filename}`
+		const hit = cached(key, path)
+		if (hit !== null) return hit.acquire()
+		const file = openChecked(path, base)
+		if (file === null) return null
+		remember(key, file)
+		return file.acquire()
 	}
 
 	function size(userId: string, filename: string): number | null {
@@ -249,6 +229,10 @@ export function createDiskStorage(
 			const st = statSync(root())
 			if (!st.isDirectory()) throw new Error(`${rootDir} is not a directory`)
 		},
-		async close() {},
+		async close() {
+			// Bodies still in flight keep their descriptors until they end.
+			for (const entry of cache.values()) entry.file.drop()
+			cache.clear()
+		},
 	}
 }

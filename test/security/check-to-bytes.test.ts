@@ -82,10 +82,10 @@ async function hammer(
 }
 
 /** A fresh app and an outside directory holding a secret, per concern, so one crash cannot spill into the next. */
-function fixture() {
+function fixture(env: Record<string, string> = {}) {
 	const ctx = { t: null as unknown as TestApp, outside: '', churns: [] as Churn[] }
 	beforeAll(async () => {
-		ctx.t = await makeTestApp({ env: { RATE_LIMIT_DENIED: '1000000/min', RATE_LIMIT_ISSUE: '1000000/min' } })
+		ctx.t = await makeTestApp({ env: { RATE_LIMIT_DENIED: '1000000/min', RATE_LIMIT_ISSUE: '1000000/min', ...env } })
 		ctx.outside = await mkdtemp(join(tmpdir(), 'dlg-outside-'))
 		await writeFile(join(ctx.outside, 'secret.bin'), SECRET_MARK.repeat(Math.ceil((300 * KiB) / SECRET_MARK.length)))
 	}, 15_000)
@@ -232,8 +232,13 @@ describe('a file that grows under its downloads', () => {
 	}, 15_000)
 })
 
-describe('a file deleted under its downloads', () => {
-	const ctx = fixture()
+// With the open-file cache a deleted file is still its cached inode until the next look at its
+// path, so the churn runs with the cache off and with a window short enough to look many times.
+describe.each([
+	['the open-file cache off', '0'],
+	['a 50 ms open-file cache', '0.05'],
+])('a file deleted under its downloads, %s', (_name, valid) => {
+	const ctx = fixture({ OPEN_FILE_CACHE_VALID: valid })
 	test('a file deleted (and written again, over and over) while downloads run: each answer is a clean 404 file_not_found or a complete body, never a 5xx or a stall', async () => {
 		const { t } = ctx
 		const size = 1 * MiB
@@ -262,8 +267,14 @@ describe('a file deleted under its downloads', () => {
 	}, 15_000)
 })
 
-describe('file handles', () => {
-	const ctx = fixture()
+// With the open-file cache off, nothing stays open; with it on (the default), what stays open is
+// the cache's own descriptors (two per file: the checked one and its readable twin), and shutting
+// the storage down closes them too.
+describe.each([
+	['the open-file cache off', '0'],
+	['the open-file cache on', '1'],
+])('file handles, %s', (_name, valid) => {
+	const ctx = fixture({ OPEN_FILE_CACHE_VALID: valid })
 	test('every file handle is closed: complete, aborted, refused, HEAD, 304 and 416 requests leave no fd open into storage', async () => {
 		const { t } = ctx
 		const big = 24 * MiB
@@ -305,12 +316,31 @@ describe('file handles', () => {
 				await reader.cancel().catch(() => {})
 			}
 		}
+		const cached = valid === '0' ? 0 : 3 * 2
 		const after = await pollUntil(
 			() => openDescriptors(t.storageDir),
-			(open) => open.length <= before.length,
+			(open) => open.length <= before.length + cached,
 			3000,
 		)
-		expect(after).toEqual(before)
+		const extra = [...after]
+		for (const fd of before) extra.splice(extra.indexOf(fd), 1)
+		const perFile = new Map<string, number>()
+		for (const path of extra) perFile.set(path, (perFile.get(path) ?? 0) + 1)
+		// At most the cache's two descriptors per file it opened, and only for files it opened.
+		for (const [path, n] of perFile) {
+			expect(['fd-big.bin', 'fd-huge.bin', 'fd-small.bin'].some((f) => path.endsWith(`/123/${f}`))).toBe(true)
+			expect(n).toBeLessThanOrEqual(2)
+		}
+		expect(extra.length).toBeLessThanOrEqual(cached)
 		await expectError(await get('fd-missing.bin', `${unlimited}x`), 401, 'invalid_token')
+		// Shutdown closes what the cache holds.
+		await t.deps.storage.close()
+		expect(
+			await pollUntil(
+				() => openDescriptors(t.storageDir),
+				(open) => open.length <= before.length,
+				3000,
+			),
+		).toEqual(before)
 	}, 15_000)
 })

@@ -12,13 +12,32 @@ import { bearer, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp 
 const FILES = 40
 const ROUNDS = 6
 
-describe('what was checked is what is sent', () => {
+// Three ways: no open-file cache (every request opens its file), the default
+// cache, and a cache far smaller than the files, evicting all the time while
+// bodies of evicted descriptors are still being sent.
+const CACHES = [
+	['no open-file cache', { OPEN_FILE_CACHE_VALID: '0' }, 0],
+	['the open-file cache', { OPEN_FILE_CACHE_VALID: '1' }, FILES],
+	['an open-file cache of 4 for 40 files', { OPEN_FILE_CACHE_VALID: '1', OPEN_FILE_CACHE_MAX: '4' }, 4],
+] as const
+
+describe.each(CACHES)('what was checked is what is sent, with %s', (_name, env, kept) => {
 	let t: TestApp
 	const digests = new Map<string, string>()
 	const tokens = new Map<string, string>()
 
+	/** Descriptors into storage beyond `before`: at most the cache's two per file it keeps, only what it keeps. */
+	function expectOnlyTheCache(before: readonly string[]) {
+		const extra = [...openDescriptors(t.storageDir)]
+		for (const fd of before) extra.splice(extra.indexOf(fd), 1)
+		expect(extra.length).toBeLessThanOrEqual(2 * kept)
+		const perFile = new Map<string, number>()
+		for (const path of extra) perFile.set(path, (perFile.get(path) ?? 0) + 1)
+		for (const n of perFile.values()) expect(n).toBeLessThanOrEqual(2)
+	}
+
 	beforeAll(async () => {
-		t = await makeTestApp({ store: 'memory' })
+		t = await makeTestApp({ store: 'memory', env })
 		for (let i = 0; i < FILES; i++) {
 			// Sizes straddle the 64 KiB single-read limit so both body kinds run.
 			const name = `f${i}.mp4`
@@ -44,7 +63,7 @@ describe('what was checked is what is sent', () => {
 			}
 		}
 		await Bun.sleep(50)
-		expect(openDescriptors(t.storageDir)).toEqual(before)
+		expectOnlyTheCache(before)
 	})
 
 	test('HEAD, 304, 416, refusals and aborted bodies leave no descriptor open', async () => {
@@ -68,6 +87,13 @@ describe('what was checked is what is sent', () => {
 			aborter.abort()
 		}
 		await Bun.sleep(100)
+		expectOnlyTheCache(before)
+	})
+
+	test('shutting the storage down closes every descriptor it kept', async () => {
+		const before = openDescriptors(t.storageDir).filter((path) => !path.includes('/u/'))
+		await t.deps.storage.close()
+		await Bun.sleep(50)
 		expect(openDescriptors(t.storageDir)).toEqual(before)
 	})
 })

@@ -158,3 +158,128 @@ storageContract('disk', async () => {
 		},
 	}
 })
+
+describe('the open-file cache', () => {
+	let base: string
+	let dir: string
+	let clockMs = 0
+	const calls: string[] = []
+	const real = nodeFileSystem()
+	// Every file-system call the storage makes, recorded: a cached request must make none.
+	const counting: FileSystem = {
+		lstat: (p) => (calls.push('lstat'), real.lstat(p)),
+		stat: (p) => (calls.push('stat'), real.stat(p)),
+		openPath: (p) => (calls.push('open'), real.openPath(p)),
+		openReadable: (fd) => (calls.push('openReadable'), real.openReadable(fd)),
+		fstat: (fd) => (calls.push('fstat'), real.fstat(fd)),
+		pathOf: (fd) => (calls.push('readlink'), real.pathOf(fd)),
+		read: (fd, b, l, p) => real.read(fd, b, l, p),
+		close: (fd) => (calls.push('close'), real.close(fd)),
+	}
+	const make = (maxEntries = 16) => createDiskStorage(dir, counting, { validMs: 1000, maxEntries, now: () => clockMs })
+	const contentOfView = async (file: CheckedFile | null) => {
+		if (!file) return null
+		const reader = await file.openRange(0, file.size)
+		const chunks: Uint8Array[] = []
+		for (let c = await reader.read(1 << 20); c !== null; c = await reader.read(1 << 20)) chunks.push(c)
+		file.close()
+		return Buffer.concat(chunks).toString()
+	}
+	/** Replaces `name` at once by new content (written aside, renamed over), as a deploy does. */
+	const replace = async (name: string, content: string) => {
+		await writeFile(join(dir, 'u', `.${name}.new`), content)
+		await rename(join(dir, 'u', `.${name}.new`), join(dir, 'u', name))
+	}
+
+	beforeAll(async () => {
+		base = await mkdtemp(join(tmpdir(), 'dlg-cache-'))
+		dir = join(base, 'root')
+		await mkdir(join(dir, 'u'), { recursive: true })
+		await mkdir(join(base, 'outside'))
+		await writeFile(join(base, 'outside', 'secret.mp4'), 'SECRET')
+	})
+	afterAll(() => rm(base, { recursive: true, force: true }))
+
+	test('within the window a request makes no file-system call of its own; after it, one stat', async () => {
+		await writeFile(join(dir, 'u', 'a.mp4'), 'alpha')
+		const storage = make()
+		expect(await contentOfView(storage.openNow('u', 'a.mp4'))).toBe('alpha')
+		calls.length = 0
+		for (let i = 0; i < 5; i++) storage.openNow('u', 'a.mp4')?.close()
+		expect(calls).toEqual([])
+		clockMs += 1000
+		storage.openNow('u', 'a.mp4')?.close()
+		storage.openNow('u', 'a.mp4')?.close()
+		expect(calls).toEqual(['stat'])
+		await storage.close()
+	})
+
+	test('a file replaced within the window is still the checked inode; after it, the new file, checked afresh', async () => {
+		await writeFile(join(dir, 'u', 'b.mp4'), 'first')
+		const storage = make()
+		expect(await contentOfView(storage.openNow('u', 'b.mp4'))).toBe('first')
+		const etag = storage.openNow('u', 'b.mp4')?.etag
+		await replace('b.mp4', 'second version')
+		// Within the window: the bytes and validators of what was checked, never the new path's.
+		const stale = storage.openNow('u', 'b.mp4')
+		expect(stale?.etag).toBe(etag)
+		expect(stale?.size).toBe(5)
+		expect(await contentOfView(stale)).toBe('first')
+		clockMs += 1000
+		calls.length = 0
+		const fresh = storage.openNow('u', 'b.mp4')
+		expect(calls).toEqual(['stat', 'open', 'fstat', 'readlink'])
+		expect(fresh?.etag).not.toBe(etag)
+		expect(await contentOfView(fresh)).toBe('second version')
+		await storage.close()
+	})
+
+	test('a symlink out of storage swapped in: the checked inode until the window ends, then refused', async () => {
+		await writeFile(join(dir, 'u', 'c.mp4'), 'inside')
+		const storage = make()
+		expect(await contentOfView(storage.openNow('u', 'c.mp4'))).toBe('inside')
+		await symlink(join(base, 'outside', 'secret.mp4'), join(dir, 'u', '.c.link'))
+		await rename(join(dir, 'u', '.c.link'), join(dir, 'u', 'c.mp4'))
+		expect(await contentOfView(storage.openNow('u', 'c.mp4'))).toBe('inside')
+		clockMs += 1000
+		expect(storage.openNow('u', 'c.mp4')).toBeNull()
+		await storage.close()
+	})
+
+	test('grown, shrunk, touched or deleted in place: seen at the next look, never served past the checked size', async () => {
+		await writeFile(join(dir, 'u', 'd.mp4'), '12345')
+		const storage = make()
+		const checked = storage.openNow('u', 'd.mp4')
+		await writeFile(join(dir, 'u', 'd.mp4'), '1234567890') // the same inode, grown
+		// A view handed out before keeps its size; the zero-copy slice is capped at it.
+		expect(await checked?.zeroCopy(0, checked.size)?.text()).toBe('12345')
+		checked?.close()
+		clockMs += 1000
+		expect(storage.openNow('u', 'd.mp4')?.size).toBe(10)
+		await rm(join(dir, 'u', 'd.mp4'))
+		expect(await contentOfView(storage.openNow('u', 'd.mp4'))).toBe('1234567890')
+		clockMs += 1000
+		expect(storage.openNow('u', 'd.mp4')).toBeNull()
+		await storage.close()
+	})
+
+	test('least recently used descriptors are closed past the bound, but only once no request holds them', async () => {
+		for (const name of ['e1.mp4', 'e2.mp4', 'e3.mp4']) await writeFile(join(dir, 'u', name), name)
+		const before = openDescriptors(join(dir, 'u'))
+		const storage = make(2)
+		const held = storage.openNow('u', 'e1.mp4') // held across its eviction
+		storage.openNow('u', 'e2.mp4')?.close()
+		storage.openNow('u', 'e3.mp4')?.close() // evicts e1 from the cache
+		expect(openDescriptors(join(dir, 'u')).filter((p) => p.endsWith('e1.mp4'))).toHaveLength(1)
+		expect(await contentOfView(held)).toBe('e1.mp4')
+		// Released: nothing of e1 stays open; e2 and e3 are the cache's.
+		const open = openDescriptors(join(dir, 'u'))
+		expect(open.filter((p) => p.endsWith('e1.mp4'))).toEqual([])
+		expect(open.length - before.length).toBeLessThanOrEqual(4)
+		calls.length = 0
+		storage.openNow('u', 'e1.mp4')?.close() // opened and checked again
+		expect(calls).toContain('open')
+		await storage.close()
+		expect(openDescriptors(join(dir, 'u'))).toEqual(before)
+	})
+})
