@@ -152,15 +152,25 @@ class HandleReader implements RangeReader {
 			return null
 		}
 		const buffer = Buffer.allocUnsafe(want)
-		const n = await this.file.readAt(buffer, want, this.#position)
-		if (this.#done) return null
+		const n = await this.readInto(buffer)
+		return n === 0 ? null : buffer.subarray(0, n)
+	}
+
+	async readInto(target: Uint8Array): Promise<number> {
+		const want = Math.min(target.length, this.end - this.#position)
+		if (this.#done || want <= 0) {
+			this.#done = true
+			return 0
+		}
+		const n = await this.file.readAt(target, want, this.#position)
+		if (this.#done) return 0
 		if (n === 0) {
 			// The file shrank under us: the promised length can no longer be met.
 			this.#done = true
 			throw new Error('file ended before the promised length')
 		}
 		this.#position += n
-		return buffer.subarray(0, n)
+		return n
 	}
 
 	cancel(): void {

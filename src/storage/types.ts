@@ -62,6 +62,12 @@ export interface RangeReader {
 	 * or fails; the reader is finished then.
 	 */
 	read(max: number): Promise<Uint8Array | null>
+	/**
+	 * Where the source can, the next bytes written into `target` (at most its
+	 * length): resolves with how many, 0 once the whole range was read; rejects
+	 * as `read`. A body reusing one buffer reads through this.
+	 */
+	readInto?(target: Uint8Array): Promise<number>
 	/** Stops reading at once (the client went away): an upstream request is cancelled, not drained. */
 	cancel(): void
 }
