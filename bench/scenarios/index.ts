@@ -2,6 +2,9 @@
 // file beside this one and one line here.
 
 import type { Scenario } from '../lib/scenario'
+import { bucket64k } from './bucket-64k'
+import { bucketSlowClients } from './bucket-slow-clients'
+import { bucketThroughput1g } from './bucket-throughput-1g'
 import { budgeted20mHeaders } from './budgeted-20m-headers'
 import { download64k } from './download-64k'
 import { download64kBudgeted } from './download-64k-budgeted'
@@ -20,4 +23,7 @@ export const SCENARIOS: readonly Scenario[] = [
 	slowClientsScenario,
 	budgeted20mHeaders,
 	liveTokens,
+	bucket64k,
+	bucketThroughput1g,
+	bucketSlowClients,
 ]
