@@ -13,3 +13,11 @@ export function curlHeaderArgs(req: HttpRequest): string[] {
 export function send(req: HttpRequest, init: RequestInit = {}): Promise<Response> {
 	return fetch(req.url, { ...init, headers: { ...req.headers, ...(init.headers as Record<string, string>) } })
 }
+
+/** Sends `req` once and throws, naming `what`, the status and the start of the body, unless it answers 2xx. */
+export async function expectOk(what: string, req: HttpRequest): Promise<void> {
+	const res = await send(req)
+	// A large body is not read: the status is what is checked.
+	if (res.ok) return void (await res.body?.cancel())
+	throw new Error(`${what} answered ${res.status}: ${(await res.text()).slice(0, 300)}`)
+}

@@ -54,13 +54,32 @@ export function cpuSeconds(pids: readonly number[]): number {
 	return ticks / CLK_TCK
 }
 
-/** Sum of VmRSS of these processes, in bytes. */
-export function rssBytes(pids: readonly number[]): number {
-	let total = 0
+/** Resident memory of a set of processes, summed, in bytes. */
+export interface Memory {
+	/** VmRSS: pages mapped by each process, shared ones counted in every process that maps them. */
+	rss: number
+	/** Proportional set size: a page shared by n processes counts 1/n in each, so the sum is what the set holds. */
+	pss: number
+	/** RssAnon: anonymous pages (heaps, stacks, buffers), the part that grows with load; not the mapped binary or files. */
+	anon: number
+}
+
+// Anchored: `SwapPss:` must not pass for `Pss:`.
+const FIELDS = { VmRSS: /^VmRSS:\s+(\d+) kB/m, RssAnon: /^RssAnon:\s+(\d+) kB/m, Pss: /^Pss:\s+(\d+) kB/m }
+
+const kB = (text: string, field: keyof typeof FIELDS): number => Number(FIELDS[field].exec(text)?.[1] ?? 0) * 1024
+
+/** Sums of VmRSS and RssAnon (/proc/<pid>/status) and Pss (/proc/<pid>/smaps_rollup) of these processes. */
+export function memoryOf(pids: readonly number[]): Memory {
+	const total: Memory = { rss: 0, pss: 0, anon: 0 }
 	for (const pid of pids) {
 		try {
 			const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-			total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
+			// Both are read before anything is added: a process gone in between adds nothing.
+			const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+			total.rss += kB(status, 'VmRSS')
+			total.anon += kB(status, 'RssAnon')
+			total.pss += kB(rollup, 'Pss')
 		} catch {
 			// Gone since the tree was listed.
 		}
@@ -72,42 +91,58 @@ export function rssBytes(pids: readonly number[]): number {
 export interface Usage {
 	/** CPU seconds of the server tree (user + system). */
 	cpuS: number
-	/** CPU seconds of the other watched processes (Redis). */
-	sideCpuS: number
+	/** CPU seconds of each group of side processes (e.g. `Redis`, `s3rver`), by the group's name. */
+	sideCpuS: Record<string, number>
 	/** Peak of the tree's summed RSS, sampled every `sampleMs`, in bytes. */
 	peakRss: number
+	/** Peak of the tree's summed PSS, same samples. */
+	peakPss: number
+	/** Peak of the tree's summed RssAnon, same samples. */
+	peakAnon: number
 	/** The tree's RSS before `fn`, in bytes. */
 	idleRss: number
 }
 
 /**
  * Runs `fn` while watching the process trees of `roots` (CPU before and
- * after, RSS sampled) and the CPU of `side` (e.g. redis-server).
+ * after, RSS, PSS and anonymous memory sampled, each for its own peak) and
+ * the CPU of each named group of `side` processes (e.g. redis-server).
  */
 export async function watchUsage<T>(
 	roots: readonly number[],
-	side: readonly number[],
+	side: Readonly<Record<string, readonly number[]>>,
 	fn: () => Promise<T>,
 	sampleMs = 100,
 ): Promise<{ result: T; usage: Usage }> {
 	const tree0 = processTree(roots)
 	const cpu0 = cpuSeconds(tree0)
-	const side0 = cpuSeconds(side)
-	const idleRss = rssBytes(tree0)
-	let peakRss = idleRss
+	const sides = Object.entries(side)
+	const side0 = sides.map(([, pids]) => cpuSeconds(pids))
+	const idle = memoryOf(tree0)
+	const peak = { ...idle }
+	const sample = (pids: readonly number[]) => {
+		const m = memoryOf(pids)
+		peak.rss = Math.max(peak.rss, m.rss)
+		peak.pss = Math.max(peak.pss, m.pss)
+		peak.anon = Math.max(peak.anon, m.anon)
+	}
 	// Workers may appear late (or be respawned): list the tree again at each sample.
 	let tree = tree0
 	const timer = setInterval(() => {
 		tree = processTree(roots)
-		peakRss = Math.max(peakRss, rssBytes(tree))
+		sample(tree)
 	}, sampleMs)
 	try {
 		const result = await fn()
 		const treeEnd = processTree(roots)
-		peakRss = Math.max(peakRss, rssBytes(treeEnd))
+		sample(treeEnd)
 		// A process that started during the run counts from zero, which is right.
 		const cpuS = cpuSeconds([...new Set([...tree0, ...treeEnd, ...tree])]) - cpu0
-		return { result, usage: { cpuS, sideCpuS: cpuSeconds(side) - side0, peakRss, idleRss } }
+		const sideCpuS = Object.fromEntries(sides.map(([name, pids], i) => [name, cpuSeconds(pids) - (side0[i] ?? 0)]))
+		return {
+			result,
+			usage: { cpuS, sideCpuS, peakRss: peak.rss, peakPss: peak.pss, peakAnon: peak.anon, idleRss: idle.rss },
+		}
 	} finally {
 		clearInterval(timer)
 	}

@@ -24,14 +24,37 @@ export interface Row {
 	p99Ms?: number
 	/** Server CPU seconds (whole process tree) per request. */
 	cpuPerReqS?: number
-	/** redis-server CPU seconds per request. */
-	redisCpuPerReqS?: number
+	/** CPU seconds per request of the processes the target depends on, by name (`Redis`, `s3rver`). */
+	sideCpuPerReqS?: Readonly<Record<string, number>>
+	/** Peaks of the tree's summed VmRSS, Pss and RssAnon (each its own peak). */
 	peakRssBytes?: number
+	peakPssBytes?: number
+	peakAnonBytes?: number
 	idleRssBytes?: number
 	/** A target the row is checked against, e.g. `≥ 0.7× baseline`, and whether it was met. */
 	check?: { target: string; pass: boolean }
 	note?: string
 }
+
+/** A figure a ratio column divides: the main one, CPU per request (`total`: side processes included), or a memory peak. */
+export type RatioFigure = 'value' | 'cpu' | 'total' | 'rss' | 'pss' | 'anon'
+
+const RATIO_HEAD: Record<Exclude<RatioFigure, 'value' | 'total'>, string> = {
+	cpu: 'CPU',
+	rss: 'peak RSS',
+	pss: 'peak PSS',
+	anon: 'peak anon',
+}
+
+const figureOf = (r: Row, figure: RatioFigure): number | undefined =>
+	({
+		value: r.value,
+		cpu: r.cpuPerReqS,
+		total: totalCpu(r),
+		rss: r.peakRssBytes,
+		pss: r.peakPssBytes,
+		anon: r.peakAnonBytes,
+	})[figure]
 
 /** One scenario's results. */
 export interface Section {
@@ -46,7 +69,7 @@ export interface Section {
 	/** Reference kinds that get ratio columns, in order (default baseline, nginx). */
 	refs?: RefKind[]
 	/** Which figures get ratio columns (default the main figure and CPU). */
-	ratios?: ('value' | 'cpu' | 'rss')[]
+	ratios?: RatioFigure[]
 	rows: Row[]
 	notes: string[]
 }
@@ -85,10 +108,22 @@ const cpu = (s: number | undefined, unit: Section['cpuUnit']) => {
 
 const value = (v: number | undefined) => (v === undefined ? '' : fmt(v, v < 100 ? 1 : 0))
 
+const mib = (bytes: number | undefined) => (bytes === undefined ? '' : fmt(bytes / MiB, 1))
+
+/** The names of side processes whose CPU some row of the section reports, in the order first met. */
+const sideNames = (section: Section) => [...new Set(section.rows.flatMap((r) => Object.keys(r.sideCpuPerReqS ?? {})))]
+
 interface Column {
 	head: string
 	right: boolean
 	cell: (r: Row) => string
+}
+
+/** What a ratio column divides, as its head says it: `req/s`, `CPU`, `CPU+Redis`, `peak PSS`… */
+function ratioHead(section: Section, figure: RatioFigure): string {
+	if (figure === 'value') return section.metric
+	if (figure === 'total') return ['CPU', ...sideNames(section)].join('+')
+	return RATIO_HEAD[figure]
 }
 
 /** The section as a Markdown table (columns nobody filled are left out) and its notes. */
@@ -105,23 +140,24 @@ export function sectionMarkdown(section: Section): string {
 		{ head: 'p50 ms', right: true, cell: (r) => (r.p50Ms === undefined ? '' : r.p50Ms.toFixed(2)) },
 		{ head: 'p99 ms', right: true, cell: (r) => (r.p99Ms === undefined ? '' : r.p99Ms.toFixed(2)) },
 		{ head: `CPU ${cpuUnit}`, right: true, cell: (r) => cpu(r.cpuPerReqS, cpuUnit) },
-		{ head: `Redis CPU ${cpuUnit}`, right: true, cell: (r) => cpu(r.redisCpuPerReqS, cpuUnit) },
-		{
-			head: 'peak RSS MiB',
-			right: true,
-			cell: (r) => (r.peakRssBytes === undefined ? '' : fmt(r.peakRssBytes / MiB, 1)),
-		},
+		...sideNames(section).map(
+			(name): Column => ({
+				head: `${name} CPU ${cpuUnit}`,
+				right: true,
+				cell: (r) => cpu(r.sideCpuPerReqS?.[name], cpuUnit),
+			}),
+		),
+		{ head: 'peak RSS MiB', right: true, cell: (r) => mib(r.peakRssBytes) },
+		{ head: 'peak PSS MiB', right: true, cell: (r) => mib(r.peakPssBytes) },
+		{ head: 'peak anon MiB', right: true, cell: (r) => mib(r.peakAnonBytes) },
 		...(section.refs ?? ['baseline', 'nginx']).flatMap((kind) =>
 			(section.ratios ?? ['value', 'cpu']).map(
 				(figure): Column => ({
-					head: `${figure === 'value' ? section.metric : figure === 'cpu' ? 'CPU' : 'peak RSS'} ÷ ${kind}`,
+					head: `${ratioHead(section, figure)} ÷ ${kind}`,
 					right: true,
 					cell: (r) => {
 						const ref = r.ref === kind ? undefined : refFor(section, r, kind)
-						if (!ref) return ''
-						if (figure === 'value') return ratio(r.value, ref.value)
-						if (figure === 'cpu') return ratio(r.cpuPerReqS, ref.cpuPerReqS)
-						return ratio(r.peakRssBytes, ref.peakRssBytes)
+						return ref ? ratio(figureOf(r, figure), figureOf(ref, figure)) : ''
 					},
 				}),
 			),
@@ -161,7 +197,10 @@ export function rowLine(section: Section, r: Row): string {
 		r.value === undefined ? '' : `${value(r.value)} ${section.metric}`,
 		r.p99Ms === undefined ? '' : `p50 ${r.p50Ms?.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} ms`,
 		r.cpuPerReqS === undefined ? '' : `CPU ${cpu(r.cpuPerReqS, section.cpuUnit)} ${section.cpuUnit}`,
-		r.peakRssBytes === undefined ? '' : `peak RSS ${fmt(r.peakRssBytes / MiB, 1)} MiB`,
+		...Object.entries(r.sideCpuPerReqS ?? {}).map(([name, s]) => `${name} CPU ${cpu(s, section.cpuUnit)}`),
+		r.peakRssBytes === undefined ? '' : `peak RSS ${mib(r.peakRssBytes)} MiB`,
+		r.peakPssBytes === undefined ? '' : `PSS ${mib(r.peakPssBytes)} MiB`,
+		r.peakAnonBytes === undefined ? '' : `anon ${mib(r.peakAnonBytes)} MiB`,
 		r.check ? (r.check.pass ? 'PASS' : 'FAIL') : '',
 		r.note ?? '',
 	]
@@ -182,3 +221,16 @@ export function rowOf(arm: {
 		ref: arm.ref,
 	}
 }
+
+/** CPU seconds per request of the row's tree and its side processes together; undefined when not measured. */
+export function totalCpu(row: Row): number | undefined {
+	if (row.cpuPerReqS === undefined) return undefined
+	return Object.values(row.sideCpuPerReqS ?? {}).reduce((a, s) => a + s, row.cpuPerReqS)
+}
+
+/** `a ÷ b` as the report prints ratios (`1.23×`), or '' when either is missing. */
+export const ratioText = (a: number | undefined, b: number | undefined): string => ratio(a, b)
+
+/** CPU seconds as the section's unit prints them, with the unit. */
+export const cpuText = (s: number | undefined, unit: Section['cpuUnit']): string =>
+	s === undefined ? '' : `${cpu(s, unit)} ${unit}`

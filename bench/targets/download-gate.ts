@@ -22,6 +22,10 @@ export interface Issued {
 export interface DownloadGate extends TokenServer {
 	/** Issues a token with `query` (e.g. `?ttl=86400&max_uses=1`). */
 	issue(user: string, file: string, query?: string): Promise<Issued>
+	/** A GET of `file` with a fresh token; `query` adds issuance parameters (e.g. `&ip=127.0.0.0/8`). */
+	download(user: string, file: string, opts?: { maxUses?: number; query?: string }): Promise<HttpRequest>
+	/** A token request for `file` (`{user}` rotated by wrk); `query` adds parameters to `?ttl=60`. */
+	issuance(file: string, query?: string): HttpRequest
 	/** The .cpuprofile it writes when stopped (under --profile), else null. */
 	readonly profile: string | null
 }
@@ -31,7 +35,16 @@ const bearer = (token: string) => ({ Authorization: `Bearer ${token}` })
 /** Starts download-gate and waits until every worker answers. */
 export async function startDownloadGate(
 	ctx: BenchContext,
-	opts: { workers: number; redis?: BenchRedis; env?: Record<string, string>; profileName?: string },
+	opts: {
+		workers: number
+		redis?: BenchRedis
+		env?: Record<string, string>
+		/** Where the files are, as environment (default `STORAGE_DIR` = bench/.data/storage; `S3_*` for a bucket). */
+		storage?: Record<string, string>
+		/** Processes it reads from whose CPU is reported apart (see `RunningTarget.backends`). */
+		backends?: Record<string, number>
+		profileName?: string
+	},
 ): Promise<DownloadGate> {
 	const redis = opts.redis ?? ctx.redis
 	const port = freePort()
@@ -57,7 +70,7 @@ export async function startDownloadGate(
 			REDIS_URL: redis.url,
 			API_KEYS: API_KEY,
 			ISSUE_AUTH: 'api-key',
-			STORAGE_DIR: STORAGE,
+			...(opts.storage ?? { STORAGE_DIR: STORAGE }),
 			SHUTDOWN_GRACE_S: '2',
 			// The bench issues thousands of tokens a second and sends refusals on purpose:
 			// the limits would answer 429 and measure the limiter instead.
@@ -95,15 +108,17 @@ export async function startDownloadGate(
 		url,
 		pids: [managed.pid],
 		redisPid: redis.pid,
+		backends: opts.backends,
 		profile,
 		stop,
 		issue,
 		async download(user, file, o = {}): Promise<HttpRequest> {
-			const { token } = await issue(user, file, `?ttl=86400${o.maxUses ? `&max_uses=${o.maxUses}` : ''}`)
+			const query = `?ttl=86400${o.maxUses ? `&max_uses=${o.maxUses}` : ''}${o.query ?? ''}`
+			const { token } = await issue(user, file, query)
 			return { url: downloadUrl(user, file), headers: bearer(token) }
 		},
-		issuance: (file) => ({
-			url: `${url}/api/get-download-token/{user}/${encodeURIComponent(file)}?ttl=60`,
+		issuance: (file, query = '') => ({
+			url: `${url}/api/get-download-token/{user}/${encodeURIComponent(file)}?ttl=60${query}`,
 			headers: { 'X-API-Key': API_KEY },
 		}),
 		async forged(user, file) {

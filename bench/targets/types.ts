@@ -13,6 +13,8 @@ export interface RunningTarget {
 	readonly pids: readonly number[]
 	/** The redis-server it talks to, whose CPU is part of its cost; null for none. */
 	readonly redisPid: number | null
+	/** Other processes it depends on whose CPU is part of its cost, shown apart, by name (e.g. `{ s3rver: pid }`). */
+	readonly backends?: Readonly<Record<string, number>>
 	/** Stops every process of it; safe to call twice. */
 	stop(): Promise<void>
 }
