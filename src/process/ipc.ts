@@ -19,7 +19,7 @@ export type IpcMessage =
 	| { readonly t: 'scrape'; readonly id: number } // worker → supervisor: a scrape arrived here
 	| { readonly t: 'collect'; readonly id: number } // supervisor → worker: send your snapshot
 	| { readonly t: 'snapshot'; readonly id: number; readonly data: MetricsSnapshot } // worker → supervisor
-	| { readonly t: 'scraped'; readonly id: number; readonly text: string } // supervisor → worker: the aggregate
+	| { readonly t: 'scraped'; readonly id: number; readonly snapshots: readonly MetricsSnapshot[] } // supervisor → worker: every worker's
 
 /** How long the supervisor waits for every worker's snapshot. */
 export const COLLECT_TIMEOUT_MS = 1500
@@ -27,12 +27,14 @@ export const COLLECT_TIMEOUT_MS = 1500
 /**
  * A worker's side of the metrics exchange: answers the supervisor's collects
  * with `snapshot()`, and returns the function a scrape calls, which asks the
- * supervisor for the aggregate of every worker (this worker's own figures
- * when the supervisor does not answer in time).
+ * supervisor for every worker's snapshot and aggregates them here (the
+ * supervisor only relays, so it carries no metrics library), or serves this
+ * worker's own figures when the supervisor does not answer in time.
  */
 export function workerMetrics(
 	snapshot: () => Promise<MetricsSnapshot>,
 	ownText: () => Promise<string>,
+	aggregate: (snapshots: readonly MetricsSnapshot[]) => Promise<string>,
 	log: Logger,
 ): () => Promise<string> {
 	let nextId = 0
@@ -40,7 +42,7 @@ export function workerMetrics(
 	process.on('message', (message: IpcMessage) => {
 		if (message.t === 'collect')
 			void snapshot().then((data) => process.send?.({ t: 'snapshot', id: message.id, data } satisfies IpcMessage))
-		else if (message.t === 'scraped') waiting.get(message.id)?.(message.text)
+		else if (message.t === 'scraped') void aggregate(message.snapshots).then((text) => waiting.get(message.id)?.(text))
 	})
 	return () =>
 		new Promise((resolve) => {

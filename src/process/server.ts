@@ -3,7 +3,7 @@ import { createApp } from '../app'
 import type { Config } from '../config'
 import { createDeps } from '../deps'
 import { errorFields } from '../log'
-import { createMetrics } from '../modules/ops/metrics'
+import { aggregateMetrics, createMetrics } from '../modules/ops/metrics'
 import { BucketCheckError } from '../storage/s3'
 import { workerMetrics } from './ipc'
 import { announceStart, processLogger } from './startup'
@@ -34,6 +34,7 @@ export async function serve(config: Config, opts: { worker: boolean; workerIndex
 		? workerMetrics(
 				() => metrics.registry.getMetricsAsJSON(),
 				() => metrics.registry.metrics(),
+				aggregateMetrics,
 				log,
 			)
 		: undefined

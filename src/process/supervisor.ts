@@ -1,20 +1,21 @@
 import type { Subprocess } from 'bun'
 import { type Config, processEnv } from '../config'
 import type { Logger } from '../log'
-import { aggregateMetrics, type MetricsSnapshot } from '../modules/ops/metrics'
+import type { MetricsSnapshot } from '../modules/ops/metrics'
 import { COLLECT_TIMEOUT_MS, type IpcMessage, WORKER_FLAG } from './ipc'
 import { announceStart, processLogger } from './startup'
 
 /**
- * Collects every live worker's metrics snapshot (bounded wait) and aggregates
- * them, so a scrape on any worker covers the whole instance.
+ * Collects every live worker's metrics snapshot (bounded wait) for the worker
+ * a scrape arrived at, which aggregates them: a scrape on any worker covers
+ * the whole instance, and the supervisor needs no metrics library.
  */
-function metricsAggregator(log: Logger) {
+function metricsRelay(log: Logger) {
 	let children: readonly Subprocess[] = []
 	let nextId = 0
 	const waiting = new Map<number, { snapshots: MetricsSnapshot[]; expected: number; done: () => void }>()
 
-	async function aggregate(): Promise<string> {
+	async function collect(): Promise<MetricsSnapshot[]> {
 		const id = nextId++
 		const snapshots: MetricsSnapshot[] = []
 		const live = children.filter((c) => c.exitCode === null)
@@ -32,7 +33,7 @@ function metricsAggregator(log: Logger) {
 			for (const child of live) child.send({ t: 'collect', id } satisfies IpcMessage)
 		})
 		waiting.delete(id)
-		return aggregateMetrics(snapshots)
+		return snapshots
 	}
 
 	return {
@@ -46,7 +47,7 @@ function metricsAggregator(log: Logger) {
 				pending.snapshots.push(message.data)
 				if (pending.snapshots.length >= pending.expected) pending.done()
 			} else if (message.t === 'scrape') {
-				void aggregate().then((text) => child.send({ t: 'scraped', id: message.id, text } satisfies IpcMessage))
+				void collect().then((snapshots) => child.send({ t: 'scraped', id: message.id, snapshots } satisfies IpcMessage))
 			}
 		},
 	}
@@ -62,7 +63,7 @@ function metricsAggregator(log: Logger) {
 export async function supervise(config: Config): Promise<void> {
 	const log = await processLogger(config)
 	announceStart(config, log)
-	const aggregator = metricsAggregator(log)
+	const aggregator = metricsRelay(log)
 	let stopping = false
 	const children = Array.from({ length: config.workers }, (_, i) =>
 		Bun.spawn([process.execPath, ...process.argv.slice(1), `${WORKER_FLAG}=${i}`], {
