@@ -92,6 +92,8 @@ function createStorage(config: Config, metrics: Metrics): Storage {
 		prefix: storage.prefix,
 		virtualHostedStyle: storage.virtualHostedStyle,
 		observe: (operation, outcome, seconds) => metrics.storageRequestDuration.observe({ operation, outcome }, seconds),
+		metadataValidMs: config.openFileCacheValidS * 1000,
+		metadataMaxEntries: config.openFileCacheMax,
 	})
 }
 

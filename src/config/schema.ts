@@ -131,14 +131,14 @@ export const EnvSchema = Type.Object({
 	OPEN_FILE_CACHE_VALID: parsed(fractionalSeconds, {
 		default: '1',
 		description:
-			'seconds a checked file descriptor serves later requests for the same file before one `stat` of its path must show it unchanged (device, inode, size, times); `0` opens and checks the file on every request',
+			'seconds a checked file serves later requests for it before it is looked at again: on disk its descriptor, until one `stat` of its path shows it unchanged (device, inode, size, times); in a bucket its version (size, ETag), every read still pinned to that ETag. `0` checks on every request',
 	}),
 	OPEN_FILE_CACHE_MAX: integer({
 		default: 1024,
 		minimum: 1,
 		maximum: 100_000,
 		description:
-			'checked file descriptors kept per process (two open files each); the least recently used is closed past it',
+			'checked files kept per process (on disk two open descriptors each); the least recently used is let go past it',
 	}),
 	S3_BUCKET: Optional(
 		text({

@@ -46,8 +46,6 @@ export function storageConfig(v: EnvValues, given: ReadonlySet<EnvVar>): Storage
 	}
 	if (given.has('STORAGE_DIR'))
 		throw new ConfigError('S3_BUCKET', 'conflicts with STORAGE_DIR: files live in a directory or a bucket, not both')
-	for (const name of ['OPEN_FILE_CACHE_VALID', 'OPEN_FILE_CACHE_MAX'] as const)
-		if (given.has(name)) throw new ConfigError(name, 'only applies to files in STORAGE_DIR, not to S3_BUCKET')
 	const credentials: { accessKeyId?: string; secretAccessKey?: string; sessionToken?: string } = {}
 	for (const [field, s3Name, awsName] of CREDENTIALS) {
 		const s3 = v[s3Name]

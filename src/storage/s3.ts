@@ -34,6 +34,15 @@ export interface BucketStorageOptions {
 	readonly timeoutMs?: number
 	/** Called once per request when its answer (or failure) is known, with the seconds it took. */
 	readonly observe?: (operation: BucketOperation, outcome: BucketOutcome, seconds: number) => void
+	/**
+	 * How long an object's checked version (size, ETag, Last-Modified) is
+	 * reused without a HEAD (0: a HEAD for every download). Safe because every
+	 * read still carries that ETag and compares the answer's: a version
+	 * replaced meanwhile is refused, forgotten, and checked afresh.
+	 */
+	readonly metadataValidMs?: number
+	/** Objects whose version is remembered, at most (least recently used forgotten first). */
+	readonly metadataMaxEntries?: number
 }
 
 const DEFAULT_TIMEOUT_MS = 5000
@@ -175,8 +184,27 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 		return (outcome: BucketOutcome) => observe(operation, outcome, (performance.now() - started) / 1000)
 	}
 
+	type Version = { size: number; etag: string; mtimeMs: number }
+	const validMs = options.metadataValidMs ?? 0
+	const maxEntries = options.metadataMaxEntries ?? 1024
+	// Insertion order is recency; a version the bucket contradicted is forgotten at once.
+	const versions = new Map<string, { version: Version; at: number }>()
+	const remembered = (key: string): Version | null => {
+		const entry = versions.get(key)
+		if (entry === undefined) return null
+		versions.delete(key)
+		if (performance.now() - entry.at >= validMs) return null
+		versions.set(key, entry)
+		return entry.version
+	}
+	const remember = (key: string, version: Version) => {
+		if (validMs <= 0) return
+		versions.set(key, { version, at: performance.now() })
+		if (versions.size > maxEntries) versions.delete(versions.keys().next().value ?? '')
+	}
+
 	/** HEAD of the object: its version, or null when there is none. */
-	async function head(key: string): Promise<{ size: number; etag: string; mtimeMs: number } | null> {
+	async function head(key: string): Promise<Version | null> {
 		const done = timed('head')
 		let response: Response
 		try {
@@ -227,6 +255,7 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 			}
 			// Nothing of this answer is read: its connection is closed rather than drained.
 			abort.abort(answer)
+			if (answer instanceof ObjectChangedError) versions.delete(object.key)
 			await response.body?.cancel().catch(() => {})
 			done(answer instanceof ObjectChangedError ? 'changed' : 'error')
 			throw answer instanceof ObjectChangedError ? answer : new StorageUnavailableError(requestFailure(answer, request))
@@ -247,10 +276,11 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 
 		async open(userId, filename) {
 			const key = keyOf(userId, filename)
-			const found = key === null ? null : await head(key)
-			return key === null || found === null
-				? null
-				: new BucketObject(bucket, key, found.size, found.etag, found.mtimeMs)
+			if (key === null) return null
+			const found = remembered(key) ?? (await head(key))
+			if (found === null) return null
+			remember(key, found)
+			return new BucketObject(bucket, key, found.size, found.etag, found.mtimeMs)
 		},
 
 		async size(userId, filename) {
@@ -269,7 +299,9 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 			}
 		},
 
-		async close() {},
+		async close() {
+			versions.clear()
+		},
 	}
 }
 

@@ -323,3 +323,62 @@ describe('verifyBucket: one clear line for what is wrong at start-up', () => {
 		expect(message).toContain('answered 503 SlowDown: Please reduce your request rate.')
 	})
 })
+
+describe('bucket storage: the remembered version (OPEN_FILE_CACHE_VALID)', () => {
+	const counting = () => {
+		const calls: string[] = []
+		return {
+			calls,
+			observe: (operation: BucketOperation, outcome: BucketOutcome) => calls.push(`${operation}:${outcome}`),
+		}
+	}
+
+	test('within the window an open asks the bucket nothing; the read still carries and checks the ETag', async () => {
+		const { calls, observe } = counting()
+		const storage = createBucketStorage(optionsFor(server, { observe, metadataValidMs: 60_000 }))
+		await server.put('u/hot.mp4', patternBytes(5000, 3))
+		for (let i = 0; i < 5; i++) await storage.open('u', 'hot.mp4')
+		expect(calls).toEqual(['head:ok'])
+		const file = await storage.open('u', 'hot.mp4')
+		expect(await readRange(file ?? fail(), 0, 5000)).toEqual(patternBytes(5000, 3))
+		expect(calls).toEqual(['head:ok', 'get:ok'])
+	})
+
+	test('a version replaced within the window is refused at its read and forgotten: the next open checks afresh', async () => {
+		const { calls, observe } = counting()
+		const storage = createBucketStorage(optionsFor(server, { observe, metadataValidMs: 60_000 }))
+		await server.put('u/swapped.mp4', patternBytes(4000, 4))
+		await storage.open('u', 'swapped.mp4')
+		await server.put('u/swapped.mp4', patternBytes(4000, 5))
+		const stale = await storage.open('u', 'swapped.mp4')
+		// Never a byte of the new version under the remembered one's headers.
+		await expect(stale?.openRange(0, 4000)).rejects.toBeInstanceOf(ObjectChangedError)
+		const fresh = await storage.open('u', 'swapped.mp4')
+		expect(fresh?.etag).not.toBe(stale?.etag)
+		expect(await readRange(fresh ?? fail(), 0, 4000)).toEqual(patternBytes(4000, 5))
+		expect(calls).toEqual(['head:ok', 'get:changed', 'head:ok', 'get:ok'])
+	})
+
+	test('an object deleted within the window: its read is refused, then it is missing', async () => {
+		const storage = createBucketStorage(optionsFor(server, { metadataValidMs: 60_000 }))
+		await server.put('u/gone.mp4', patternBytes(100))
+		await storage.open('u', 'gone.mp4')
+		await server.remove('u/gone.mp4')
+		await expect((await storage.open('u', 'gone.mp4'))?.openRange(0, 100)).rejects.toBeInstanceOf(ObjectChangedError)
+		expect(await storage.open('u', 'gone.mp4')).toBeNull()
+	})
+
+	test('past the window, a HEAD again', async () => {
+		const { calls, observe } = counting()
+		const storage = createBucketStorage(optionsFor(server, { observe, metadataValidMs: 50 }))
+		await server.put('u/short.mp4', 'x')
+		await storage.open('u', 'short.mp4')
+		await Bun.sleep(60)
+		await storage.open('u', 'short.mp4')
+		expect(calls).toEqual(['head:ok', 'head:ok'])
+	})
+})
+
+function fail(): never {
+	throw new Error('expected a checked file')
+}
