@@ -202,6 +202,11 @@ export function createDiskStorage(
 	function size(userId: string, filename: string): number | null {
 		const base = root()
 		if (!plainSegment(userId) || !plainSegment(filename)) return null
+		// A file downloaded a moment ago is still checked: its size costs no system call.
+		if (validMs > 0) {
+			const hit = cached(`${userId}/${filename}`, `${base}${sep}${userId}${sep}${filename}`)
+			if (hit !== null) return hit.size
+		}
 		try {
 			const dir = fs.lstat(`${base}${sep}${userId}`)
 			if (dir?.isDirectory()) {

@@ -214,6 +214,20 @@ describe('the open-file cache', () => {
 		await storage.close()
 	})
 
+	test('the size of a cached file (issuing a token for it) costs no system call within the window', async () => {
+		await writeFile(join(dir, 'u', 'sz.mp4'), 'sized')
+		const storage = make()
+		storage.openNow('u', 'sz.mp4')?.close()
+		calls.length = 0
+		expect(await storage.size('u', 'sz.mp4')).toBe(5)
+		expect(calls).toEqual([])
+		clockMs += 1000
+		await writeFile(join(dir, 'u', 'sz.mp4'), 'resized file')
+		expect(await storage.size('u', 'sz.mp4')).toBe(12)
+		expect(calls[0]).toBe('stat')
+		await storage.close()
+	})
+
 	test('a file replaced within the window is still the checked inode; after it, the new file, checked afresh', async () => {
 		await writeFile(join(dir, 'u', 'b.mp4'), 'first')
 		const storage = make()
