@@ -1,6 +1,6 @@
 import { withHeaders } from '@elysiajs/openapi'
 import { t } from 'elysia'
-import { BinaryFile, errorBody, Filename, RateLimited, StoreUnavailable, UserId } from '../../http/model'
+import { BinaryFile, errorBody, Filename, StoreUnavailable, UserId } from '../../http/model'
 
 const FILE_HEADERS = {
 	'content-type': t.String({
@@ -51,10 +51,17 @@ export const downloadsModel = {
 		304: t.Void({ description: 'Not modified (If-None-Match / If-Modified-Since); costs nothing' }),
 		400: errorBody(['invalid_request'], 'A malformed user_id or filename', 'filename must not start with a dot'),
 		401: TokenProblem,
-		403: errorBody(
-			['token_mismatch'],
-			'The token was issued for another user, file or action',
-			'This token was not issued for this user and file.',
+		403: withHeaders(
+			errorBody(
+				['token_mismatch', 'token_not_yet_valid', 'ip_not_allowed'],
+				'The token was issued for another user, file or action; its not_before lies ahead (Retry-After says how long); or the client address is outside its ip ranges',
+				'This token was not issued for this user and file.',
+			),
+			{
+				'retry-after': t.Optional(
+					t.String({ description: 'With token_not_yet_valid: seconds until it starts to work' }),
+				),
+			},
 		),
 		404: errorBody(['file_not_found'], 'No such regular file inside STORAGE_DIR', 'No such file for this user.'),
 		416: withHeaders(
@@ -65,7 +72,14 @@ export const downloadsModel = {
 			),
 			{ 'content-range': t.String({ description: 'bytes */<size>' }) },
 		),
-		429: RateLimited,
+		429: withHeaders(
+			errorBody(
+				['rate_limited', 'too_many_downloads'],
+				'Too many refused attempts from this address, or the user already has MAX_CONCURRENT_DOWNLOADS_PER_USER downloads in flight',
+				'Too many requests; retry in 42 s.',
+			),
+			{ 'retry-after': t.String({ description: 'Seconds to wait' }) },
+		),
 		503: StoreUnavailable,
 	},
 }

@@ -151,6 +151,11 @@ describe('the OpenAPI document', () => {
 		expect(params['query:max_uses']?.maximum).toBe(1_000_000)
 		expect(String(params['query:ttl']?.description)).toContain('86400')
 		expect(params['query:max_uses']).toBeDefined()
+		// The policy parameters, with their examples.
+		expect(params['query:rate']?.minimum).toBe(65536)
+		expect(params['query:rate']?.examples).toEqual([1048576])
+		expect(params['query:ip']?.examples).toEqual(['203.0.113.0/24,2001:db8::/32'])
+		expect(params['query:not_before']?.examples).toEqual(['2026-12-24T18:00:00Z'])
 		const download = (op('get', '/api/download/{user_id}/{filename}').parameters ?? []).map((p) => `${p.in}:${p.name}`)
 		expect(download).toEqual(
 			expect.arrayContaining(['path:user_id', 'path:filename', 'header:range', 'header:if-range']),
