@@ -1,4 +1,3 @@
-import type { Config } from './index'
 import { type EnvValues, KNOWN_ENV_VARS, SECRET_ENV_VARS } from './schema'
 
 // What the start-up log line may show of the configuration. Which values are
@@ -8,7 +7,7 @@ import { type EnvValues, KNOWN_ENV_VARS, SECRET_ENV_VARS } from './schema'
 const MASK = '***'
 
 // Beside the config, never on it: nothing that serialises a config can carry them.
-const secretsOf = new WeakMap<Config, readonly string[]>()
+const secretsOf = new WeakMap<object, readonly string[]>()
 
 /** Every string inside `value`: itself, or the entries of a list, or the fields of an object, at any depth. */
 function stringsIn(value: unknown): string[] {
@@ -40,7 +39,7 @@ export function secretValues(values: EnvValues): string[] {
 }
 
 /** Keeps `secrets` beside `config` for `redactedConfig`; returns `config`. */
-export function rememberSecrets(config: Config, secrets: readonly string[]): Config {
+export function rememberSecrets<C extends object>(config: C, secrets: readonly string[]): C {
 	// Longest first, so a secret that contains another one is masked whole.
 	secretsOf.set(config, Object.freeze([...new Set(secrets)].sort((a, b) => b.length - a.length)))
 	return config
@@ -60,7 +59,7 @@ function mask(value: unknown, secrets: readonly string[]): unknown {
  * the password). Throws when `config` was not returned by `loadConfig`, whose
  * secrets alone it knows.
  */
-export function redactedConfig(config: Config): Record<string, unknown> {
+export function redactedConfig(config: object): Record<string, unknown> {
 	const secrets = secretsOf.get(config)
 	if (secrets === undefined) throw new Error('redactedConfig needs a config returned by loadConfig')
 	return Object.fromEntries(Object.entries(config).map(([key, value]) => [key, mask(value, secrets)]))

@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs'
-import type { FileSystem } from './disk'
+import type { FileSystem } from './file-system'
 import type { CheckedFile, RangeReader } from './types'
 
 const PROC_FD = '/proc/self/fd'

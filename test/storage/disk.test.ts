@@ -167,14 +167,35 @@ describe('the open-file cache', () => {
 	const real = nodeFileSystem()
 	// Every file-system call the storage makes, recorded: a cached request must make none.
 	const counting: FileSystem = {
-		lstat: (p) => (calls.push('lstat'), real.lstat(p)),
-		stat: (p) => (calls.push('stat'), real.stat(p)),
-		openPath: (p) => (calls.push('open'), real.openPath(p)),
-		openReadable: (fd) => (calls.push('openReadable'), real.openReadable(fd)),
-		fstat: (fd) => (calls.push('fstat'), real.fstat(fd)),
-		pathOf: (fd) => (calls.push('readlink'), real.pathOf(fd)),
-		read: (fd, b, l, p) => real.read(fd, b, l, p),
-		close: (fd) => (calls.push('close'), real.close(fd)),
+		...real,
+		lstat: (p) => {
+			calls.push('lstat')
+			return real.lstat(p)
+		},
+		stat: (p) => {
+			calls.push('stat')
+			return real.stat(p)
+		},
+		openPath: (p) => {
+			calls.push('open')
+			return real.openPath(p)
+		},
+		openReadable: (fd) => {
+			calls.push('openReadable')
+			return real.openReadable(fd)
+		},
+		fstat: (fd) => {
+			calls.push('fstat')
+			return real.fstat(fd)
+		},
+		pathOf: (fd) => {
+			calls.push('readlink')
+			return real.pathOf(fd)
+		},
+		close: (fd) => {
+			calls.push('close')
+			real.close(fd)
+		},
 	}
 	const make = (maxEntries = 16) => createDiskStorage(dir, counting, { validMs: 1000, maxEntries, now: () => clockMs })
 	const contentOfView = async (file: CheckedFile | null) => {

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { Redis } from 'ioredis'
 import { createMemoryTokenStore } from '../../src/store/memory'
 import { createFixedWindows, createMemoryRateLimiter } from '../../src/store/rate-limit'
 import { bearer, downloadPath, fakeClock, makeTestApp, type StoreKind, type TestApp } from '../support/helpers'
