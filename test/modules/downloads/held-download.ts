@@ -13,6 +13,8 @@ export interface HeldDownload {
 	header(name: string): string | null
 	/** Body bytes received so far (chunk framing included when the body is chunked). */
 	readonly received: number
+	/** The connection closed (the response ended, or either side went away). */
+	readonly ended: boolean
 	/** Stops reading: the body stays in flight once the socket buffers are full. */
 	hold(): void
 	/** Reads about `bytesPerSecond` on average from now on (in bursts: the runtime hands over up to 512 KiB at once). */
@@ -91,6 +93,9 @@ export function openDownload(
 				header: (name) => found.get(name.toLowerCase()) ?? null,
 				get received() {
 					return received
+				},
+				get ended() {
+					return ended
 				},
 				hold() {
 					clearInterval(sipper)

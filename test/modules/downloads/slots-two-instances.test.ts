@@ -65,7 +65,7 @@ beforeAll(async () => {
 	// client that stopped reading cannot fit in the socket buffers and end by itself).
 	const original = join(storage, 'big.original')
 	await writeFile(original, randomBytesOf(SIZE))
-	const users = ['u', 'v', 'w', 'x', ...Array.from({ length: 10 }, (_, i) => `k${i}`)]
+	const users = ['u', 'v', 'w', 'x', 'y', ...Array.from({ length: 10 }, (_, i) => `k${i}`)]
 	for (const user of users) {
 		await mkdir(join(storage, user))
 		await link(original, join(storage, user, 'big.mp4'))
@@ -235,8 +235,17 @@ describe(`MAX_CONCURRENT_DOWNLOADS_PER_USER=${LIMIT} on two instances sharing on
 		expect((await answer(b, small, bearer(loopback))).status).toBe('200')
 	})
 
-	test('an instance SIGKILLed while holding slots: they are free again within the 30 s lease (bound 35 s)', async () => {
+	test('an instance SIGKILLed while holding slots: they are free again within the 30 s lease (bound 35 s); a live one keeps its own', async () => {
 		const doomed = await startServerProcess({ ...env, TRUST_PROXY: 'false' })
+		// Meanwhile a live instance holds both of y's slots for as long, its clients reading slowly (an idle
+		// connection would be closed at 30 s): its renewals must keep them past the lease.
+		const living = await issue(a, 'y')
+		const slowly = [
+			await openDownload(a.url, downloadPath('y', 'big.mp4'), bearer(living)),
+			await openDownload(a.url, downloadPath('y', 'big.mp4'), bearer(living)),
+		]
+		for (const d of slowly) d.sip(64 * 1024)
+		expect(slowly.map((d) => d.status)).toEqual([200, 200])
 		const token = await issue(doomed, 'w')
 		const held = [await hold(doomed, 'w', token), await hold(doomed, 'w', token)]
 		expect(held.map((d) => d.status)).toEqual([200, 200])
@@ -265,5 +274,19 @@ describe(`MAX_CONCURRENT_DOWNLOADS_PER_USER=${LIMIT} on two instances sharing on
 		console.log(`slots of a SIGKILLed instance free again after ${seconds.toFixed(1)} s`)
 		expect(seconds).toBeLessThanOrEqual(35)
 		for (const d of held) d.abort()
+
+		// y's bodies, older than the lease by now, are still running and still hold their slots.
+		expect(slowly.map((d) => d.ended)).toEqual([false, false])
+		expect(Math.max(...slowly.map((d) => d.received))).toBeLessThan(SIZE)
+		expect((await answer(b, downloadPath('y', 'big.mp4'), bearer(living))).status).toBe('429 too_many_downloads')
+		expect(await slotsOf('y')).toBe(2)
+		for (const d of slowly) d.abort()
+		expect(
+			await pollUntil(
+				() => slotsOf('y'),
+				(n) => n === 0,
+				3000,
+			),
+		).toBe(0)
 	}, 60_000)
 })
