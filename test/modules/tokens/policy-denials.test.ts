@@ -44,6 +44,8 @@ test('the policies’ refusals move download_gate_denials_total by exactly what 
 	const early = (await t.issue('u', 'small.mp4', `?ttl=600&not_before=${nowS + 60}`)).token
 	expect(await get(early)).toBe('403 token_not_yet_valid')
 	expect(await get(early)).toBe('403 token_not_yet_valid')
+	// A HEAD is held back too (it would tell the file's validators).
+	expect(await get(early, 'small.mp4', 'HEAD')).toBe('403')
 
 	const elsewhere = (await t.issue('u', 'small.mp4', '?ip=10.0.0.0%2F8')).token
 	for (let i = 0; i < 3; i++) expect(await get(elsewhere)).toBe('403 ip_not_allowed')
@@ -75,5 +77,5 @@ test('the policies’ refusals move download_gate_denials_total by exactly what 
 		const delta = value - (before.get(reason) ?? 0)
 		if (delta !== 0) moved.set(reason, delta)
 	}
-	expect(Object.fromEntries(moved)).toEqual({ token_not_yet_valid: 2, ip_not_allowed: 3, too_many_downloads: 1 })
+	expect(Object.fromEntries(moved)).toEqual({ token_not_yet_valid: 3, ip_not_allowed: 3, too_many_downloads: 1 })
 })
