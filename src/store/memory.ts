@@ -217,7 +217,11 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 				record.expiresAtS > nowS() &&
 				!record.revoked &&
 				record.bytesLeft === null &&
-				record.filename === filename
+				record.filename === filename &&
+				// A token issued with an expiry grace must have its first body recorded by a take (as
+				// Redis's cache remembers only such tokens): answering its first body from here, after a
+				// HEAD made the verdict known, would leave no start behind and cut the download at exp.
+				(record.dropAtS === record.expiresAtS || record.firstBodyS !== null)
 			)
 		},
 
