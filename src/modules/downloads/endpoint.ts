@@ -36,6 +36,7 @@ export interface DownloadEndpoint {
 		request: Request,
 		params: { readonly user_id: string; readonly filename: string },
 		server: PeerInfo | null,
+		options?: { readonly zeroCopy: boolean },
 	): Response | Promise<Response>
 	/**
 	 * Answers a request refused before `answer` ran (Elysia's own validation,
@@ -149,6 +150,7 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 		request: Request,
 		params: { readonly user_id: string; readonly filename: string },
 		server: PeerInfo | null,
+		options?: { readonly zeroCopy: boolean },
 	): Response | Promise<Response> {
 		const rec = telemetry.record(request)
 		rec.userId = params.user_id
@@ -170,6 +172,7 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 			conditional,
 			clientAddress: () => clientIp(request, server, deps.trustProxy),
 			requestId: rec.id,
+			zeroCopy: options?.zeroCopy,
 		}
 		try {
 			const known = downloads.prepareKnown(wanted)

@@ -113,7 +113,8 @@ export function downloadsModule(deps: DownloadsModuleDeps) {
 		set: { headers: Record<string, unknown> }
 	}) => {
 		for (const key of Object.keys(context.set.headers)) delete context.set.headers[key]
-		return endpoint.answer(context.request, context.params, context.server)
+		// The caller of app.handle reads the body whenever it likes: after the descriptor a zero-copy body names has closed.
+		return endpoint.answer(context.request, context.params, context.server, { zeroCopy: false })
 	}
 
 	const plugin = new Elysia({ name: 'downloads' })

@@ -37,6 +37,13 @@ export interface DownloadRequest {
 	readonly clientAddress: () => string
 	/** Carried into the service's log lines about this request. */
 	readonly requestId?: string
+	/**
+	 * False when the Response may be read after this turn of the event loop
+	 * (`app.handle`, where the caller holds it as long as it likes): a
+	 * zero-copy body names the descriptor, which closes soon after, so such a
+	 * body is streamed instead. Default true (a listening server takes it at once).
+	 */
+	readonly zeroCopy?: boolean
 }
 
 export interface DownloadService {
@@ -216,6 +223,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		selection: Selection,
 		method: 'GET' | 'HEAD',
 		budgeted: boolean,
+		zeroCopy: boolean,
 	): PlannedBody | Promise<PlannedBody> {
 		const { filename } = claims
 		if (method === 'HEAD' || selection.kind === 'not-modified' || selection.kind === 'unsatisfiable')
@@ -228,7 +236,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		}
 		const counted = (budgeted && end - start > SINGLE_READ_BYTES) || slots !== null || claims.rate !== undefined
 		const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
-		if (!counted && !ignoredRange) {
+		if (zeroCopy && !counted && !ignoredRange) {
 			const blob = file.zeroCopy(start, end)
 			if (blob !== null) return { kind: 'zero-copy', blob }
 		}
@@ -268,7 +276,14 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 				lease = asked.lease.id
 				slots.keeper.hold(claims.user_id, lease)
 			}
-			const body = await bodyFor(file, claims, selection, request.conditional.method, budgeted)
+			const body = await bodyFor(
+				file,
+				claims,
+				selection,
+				request.conditional.method,
+				budgeted,
+				request.zeroCopy !== false,
+			)
 			return { claims, file, selection, body, budgeted, reservation, lease, requestId: request.requestId }
 		} catch (err) {
 			file.close()
@@ -318,7 +333,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			// A missing file is answered by the full path, which asks the store first (docs/contract.md §3.2 order).
 			if (!file) return null
 			const selection = selectRepresentation(request.conditional, file)
-			const body = bodyFor(file, claims, selection, request.conditional.method, false)
+			const body = bodyFor(file, claims, selection, request.conditional.method, false, request.zeroCopy !== false)
 			if (body instanceof Promise) {
 				// Only a storage that answers at once gets here; anything that waits goes through prepare.
 				file.close()
