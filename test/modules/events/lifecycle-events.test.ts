@@ -375,7 +375,8 @@ describe('unlimited tokens: what the runtime lets the service see', () => {
 	})
 
 	test('a client that drops a large zero-copy body: completed at hand-over, then download.broken', async () => {
-		const size = 256 * MiB
+		// Far more than the loopback socket buffers hold: the client leaves while Bun still sends.
+		const size = 64 * MiB
 		await t.putFile('un', 'large.mp4', randomBytesOf(size))
 		const { token, jti } = await t.issue('un', 'large.mp4')
 		await cutAfter('un', 'large.mp4', token, 0, MiB)
