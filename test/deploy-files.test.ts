@@ -530,6 +530,7 @@ const ALERTS = [
 	'DownloadGateDenialSpike',
 	'DownloadGateHigh5xxRatio',
 	'DownloadGateHighP99Latency',
+	'DownloadGateWebhookBacklog',
 ]
 
 /** The metrics README "Monitoring" lists (histograms also as _bucket, _count and _sum). */
@@ -704,6 +705,26 @@ describe('deploy/grafana', () => {
 			inFlight: true,
 			storeUp: true,
 			p99Latency: true,
+		})
+	})
+
+	toolTest('the dashboard shows lifecycle events and webhook deliveries (group-wide gauges by max)', async () => {
+		const exprs = dashboardQueries(await dashboard()).map((q) => q.expr.replace(/\s+/g, ' '))
+		const has = (pattern: RegExp) => exprs.some((e) => pattern.test(e))
+		expect({
+			eventsByType: has(/sum by \(type\) \(rate\(download_gate_events_written_total/),
+			attemptsByOutcome: has(/sum by \(endpoint, outcome\) \(rate\(download_gate_webhook_attempts_total/),
+			backlog: has(/max by \(endpoint\) \(download_gate_webhook_backlog\{/),
+			oldestAge: has(/max by \(endpoint\) \(download_gate_webhook_oldest_event_age_seconds\{/),
+			deadLetters: has(/download_gate_webhook_dead_letters_total/),
+			summedBacklog: has(/sum[^(]*\(download_gate_webhook_(backlog|oldest_event_age_seconds)/),
+		}).toEqual({
+			eventsByType: true,
+			attemptsByOutcome: true,
+			backlog: true,
+			oldestAge: true,
+			deadLetters: true,
+			summedBacklog: false,
 		})
 	})
 

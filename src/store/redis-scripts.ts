@@ -8,7 +8,8 @@ import { luaWindowHit } from './scripts'
 // EXPIRY_GRACE_S), n nbf, p cidr (JSON), q rate, and one `v:<reservation>`
 // per body in flight (`<bytes>:<start>`, or `x` once cancelled), o bodies in
 // flight; for counting whole copies delivered (docs/contract.md §7): d the
-// times each byte range was delivered, w the same plus bodies in flight (both
+// times each byte range was handed to a client (broken bodies' written bytes
+// included), w the bodies in flight plus those that ended whole (both
 // `<position>:<count>,…`), ks copies started and kc copies completed so far,
 // u set once token.used_up was written.
 //
@@ -217,15 +218,17 @@ if ARGV[10] == '1' then
   back = reserved - written + extra
   if back > 0 then redis.call('HINCRBY', KEYS[1], 'b', string.format('%d', back)) end
 end
-local delivered = written - extra
 local size = tonumber(rec[4] or '0')
 if start and size > 0 then
   local WP, WC = cov_parse(redis.call('HGET', KEYS[1], 'w'))
   WP, WC = cov_add(WP, WC, start, start + reserved, size, -1)
-  WP, WC = cov_add(WP, WC, start, start + delivered, size, 1)
+  -- A broken body leaves the copies begun: its resume, overlapping what the socket swallowed, starts no new copy.
+  if ARGV[10] ~= '1' then WP, WC = cov_add(WP, WC, start, start + written, size, 1) end
   cov_write(KEYS[1], 'w', WP, WC)
+  -- Every byte written counts, the allowance's too: a client resumes where its copy ends, anywhere up to
+  -- there, and bytes given back to the budget were still sent (leaving them out lost whole copies).
   local DP, DC = cov_parse(redis.call('HGET', KEYS[1], 'd'))
-  DP, DC = cov_add(DP, DC, start, start + delivered, size, 1)
+  DP, DC = cov_add(DP, DC, start, start + written, size, 1)
   cov_write(KEYS[1], 'd', DP, DC)
   local copies = cov_min(DC)
   local before = tonumber(redis.call('HGET', KEYS[1], 'kc') or '0')

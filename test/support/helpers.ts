@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { createApp } from '../../src/app'
 import type { Clock } from '../../src/clock'
 import { type Config, type Env, loadConfig } from '../../src/config'
-import { createDeps, type Deps } from '../../src/deps'
+import { createDeps, type Deps, type DepsOverrides } from '../../src/deps'
 import { createLogger, type Logger } from '../../src/log'
 
 /** The repository's root (where package.json is): the working directory of the service as deployed. */
@@ -109,6 +109,10 @@ export async function makeTestApp(
 		allowInternalErrors?: boolean
 		/** Where the server listens (default 127.0.0.1; `::` for a dual-stack socket). */
 		hostname?: string
+		/** Shorter webhook backoffs and takeover times, for tests that deliver webhooks. */
+		webhookTuning?: DepsOverrides['webhookTuning']
+		/** The webhook consumer name's worker index (default 0): instances on one host sharing a stream need distinct ones. */
+		workerIndex?: number
 	} = {},
 ): Promise<TestApp> {
 	const storageDir = await mkdtemp(join(tmpdir(), 'dlg-storage-'))
@@ -125,7 +129,12 @@ export async function makeTestApp(
 	})
 	const clock = options.clock ?? fakeClock()
 	const { log, lines } = captureLogger()
-	const deps = await createDeps(config, { clock: clock.now, log })
+	const deps = await createDeps(config, {
+		clock: clock.now,
+		log,
+		...(options.webhookTuning ? { webhookTuning: options.webhookTuning } : {}),
+		...(options.workerIndex !== undefined ? { workerIndex: options.workerIndex } : {}),
+	})
 	const app = createApp(deps).listen({ port: 0, hostname: options.hostname ?? '127.0.0.1' })
 	deps.start()
 	const port = app.server?.port

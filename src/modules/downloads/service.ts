@@ -172,11 +172,18 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		readonly lease: LeaseRequest | undefined
 	}
 
-	async function take(claims: DownloadClaims, bytes: number, body: BodyTake | null): Promise<TakeResult> {
+	async function take(
+		claims: DownloadClaims,
+		bytes: number,
+		body: BodyTake | null,
+		requestId: string | undefined,
+	): Promise<TakeResult> {
 		const nowS = Math.floor(clock() / 1000)
 		try {
 			return await store.take(claims.user_id, claims.jti, bytes, {
 				filename: claims.filename,
+				// The download.started a take may write names the request.
+				...(requestId !== undefined ? { requestId } : {}),
 				...(body?.reservation ? { reservation: body.reservation } : {}),
 				...(body ? { start: body.start } : {}),
 				...(body?.lease ? { lease: body.lease } : {}),
@@ -200,13 +207,17 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		return request.token
 	}
 	function bound(claims: DownloadClaims, request: DownloadRequest): DownloadClaims {
+		let refusal: AppError | null = null
 		if (claims.action !== 'download' || claims.user_id !== request.userId || claims.filename !== request.filename)
-			throw new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
-		if (claims.cidr !== undefined && !matcherOf(claims.cidr)(request.clientAddress()))
-			throw new ForbiddenError('ip_not_allowed', 'This token may not be used from this address.')
+			refusal = new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
+		else if (claims.cidr !== undefined && !matcherOf(claims.cidr)(request.clientAddress()))
+			refusal = new ForbiddenError('ip_not_allowed', 'This token may not be used from this address.')
 		// The size test spares the happy path a key string while nothing is remembered.
-		if (knownRevoked.size > 0 && knownRevoked.has(revokedKey(claims))) throw revoked()
-		return claims
+		else if (knownRevoked.size > 0 && knownRevoked.has(revokedKey(claims))) refusal = revoked()
+		if (refusal === null) return claims
+		// These tokens are authentic: the download.denied event names the one refused (a link used elsewhere).
+		refusal.jti = claims.jti
+		throw refusal
 	}
 
 	/**
@@ -251,7 +262,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		const file = await storage.open(request.userId, request.filename)
 		if (!file) {
 			// The record check (5) comes before the file check (6), even with nothing to send.
-			const refusal = storeRefusal(claims, await take(claims, 0, null), 0)
+			const refusal = storeRefusal(claims, await take(claims, 0, null, request.requestId), 0)
 			throw refusal ?? new FileNotFoundError()
 		}
 		let reservation: string | null = null
@@ -267,7 +278,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 							lease: slots?.keeper.lease(slots.limit),
 						}
 					: null
-			const taken = await take(claims, length, asked)
+			const taken = await take(claims, length, asked, request.requestId)
 			const refusal = storeRefusal(claims, taken, length)
 			if (refusal) throw refusal
 			const budgeted = taken.status === 'ok' && taken.budgeted
@@ -319,6 +330,8 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		!plan.budgeted &&
 		plan.body.kind !== 'none' &&
 		rangeOf(plan.selection, plan.file.size).start === 0
+	/** Only a body of the whole file completes a copy: a player's `bytes=0-1` probe is no download. */
+	const wholeFile = (plan: DownloadPlan) => rangeOf(plan.selection, plan.file.size).end === plan.file.size
 
 	return {
 		prepareKnown(request) {
@@ -386,7 +399,7 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			// A zero-copy body ends for the service when it is handed over: the runtime reports a client
 			// that leaves before the last byte through the request's signal, and nothing when all was sent.
 			if (plan.body.kind === 'zero-copy') {
-				bodyEvent(plan, 'download.completed', { handed_over: true })
+				if (wholeFile(plan)) bodyEvent(plan, 'download.completed', { handed_over: true })
 				signal.addEventListener('abort', () => bodyEvent(plan, 'download.broken', { bytes_written: null }), {
 					once: true,
 				})
@@ -396,12 +409,10 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		async finish(plan, end) {
 			const { claims } = plan
 			if (plan.lease !== null && slots) void slots.keeper.release(claims.user_id, plan.lease)
-			if (reportsEvents(plan) && plan.body.kind !== 'zero-copy')
-				bodyEvent(
-					plan,
-					end.complete ? 'download.completed' : 'download.broken',
-					end.complete ? {} : { bytes_written: end.written },
-				)
+			if (reportsEvents(plan) && plan.body.kind !== 'zero-copy') {
+				if (!end.complete) bodyEvent(plan, 'download.broken', { bytes_written: end.written })
+				else if (wholeFile(plan)) bodyEvent(plan, 'download.completed')
+			}
 			if (!plan.budgeted || plan.reservation === null) return 0
 			try {
 				return await store.settle(claims.user_id, claims.jti, plan.reservation, end.written, !end.complete, {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { endpointLabel } from '../../../src/modules/events/webhooks'
 import {
 	API_KEY,
 	bearer,
@@ -14,6 +15,8 @@ import {
 } from '../../support/helpers'
 import { pollUntil } from '../../support/poll'
 import { startServerProcess } from '../../support/server-process'
+import { startWebhookReceiver } from '../../support/webhook-receiver'
+import { ALL_TYPES, connectRedis, FAST_TUNING, WEBHOOK_SECRET, waitForGroups } from '../events/fixtures'
 import { parseScrape, type Scrape } from './prometheus'
 
 // docs/contract.md §3.4 /metrics: each counter moves by exactly what the requests did,
@@ -129,6 +132,74 @@ describe('/metrics counts what happened', () => {
 		const refused = await t.request(downloadPath('u', 'small.mp4'), { headers: bearer('x.y.z') })
 		expect(refused.status).toBe(401)
 		expect(refused.headers.get('x-request-id')).toMatch(/^[A-Za-z0-9._:-]{1,128}$/)
+	})
+})
+
+describe('/metrics: lifecycle events and webhook deliveries', () => {
+	test('events written count by type; webhook attempts, their latency and the backlog by endpoint', async () => {
+		const r = startWebhookReceiver(WEBHOOK_SECRET)
+		const redis = await connectRedis()
+		const t = await makeTestApp({
+			env: { WEBHOOK_URLS: r.url, WEBHOOK_SECRET, WEBHOOK_EVENTS: ALL_TYPES.join(','), WEBHOOK_TIMEOUT_S: '1' },
+			webhookTuning: FAST_TUNING,
+		})
+		try {
+			await waitForGroups(redis, `${t.config.redisKeyPrefix}events`, [r.url])
+			const endpoint = endpointLabel(r.url)
+			const scrape = async () => parseScrape(await (await t.request('/metrics')).text())
+			const before = await scrape()
+			await t.putFile('u', 'v.mp4', randomBytesOf(200_000))
+			// Written by the scripts: issued, started, completed, used_up.
+			const budgeted = await t.issue('u', 'v.mp4', '?max_uses=1')
+			expect(
+				(await (await t.request(downloadPath('u', 'v.mp4'), { headers: bearer(budgeted.token) })).arrayBuffer())
+					.byteLength,
+			).toBe(200_000)
+			// Written by the instance: an unlimited token's started and completed, one denial.
+			const unlimited = await t.issue('u', 'v.mp4')
+			expect(
+				(await (await t.request(downloadPath('u', 'v.mp4'), { headers: bearer(unlimited.token) })).arrayBuffer())
+					.byteLength,
+			).toBe(200_000)
+			expect((await t.request(downloadPath('u', 'v.mp4'), { headers: bearer('a.b.c') })).status).toBe(401)
+			const expected = {
+				'token.issued': 2,
+				'download.started': 2,
+				'download.completed': 2,
+				'token.used_up': 1,
+				'download.denied': 1,
+			}
+			await pollUntil(
+				() => r.delivered().length,
+				(n) => n >= 8,
+				5000,
+				20,
+			)
+			const after = await pollUntil(
+				scrape,
+				(s) =>
+					s.value('download_gate_webhook_attempts_total', { endpoint, outcome: 'delivered' }) >= 8 &&
+					s.value('download_gate_webhook_backlog', { endpoint }) === 0,
+				3000,
+				50,
+			)
+			const delta = (name: string, labels: Record<string, string>) =>
+				after.value(name, labels) - before.value(name, labels)
+			for (const [type, n] of Object.entries(expected))
+				expect({ type, written: delta('download_gate_events_written_total', { type }) }).toEqual({ type, written: n })
+			expect(delta('download_gate_events_dropped_total', {})).toBe(0)
+			expect(r.delivered()).toHaveLength(8)
+			expect(after.value('download_gate_webhook_attempts_total', { endpoint, outcome: 'delivered' })).toBe(8)
+			expect(after.value('download_gate_webhook_attempt_duration_seconds_count', { endpoint })).toBe(8)
+			expect(after.value('download_gate_webhook_backlog', { endpoint })).toBe(0)
+			expect(after.value('download_gate_webhook_oldest_event_age_seconds', { endpoint })).toBe(0)
+			expect(after.names).toContain('download_gate_webhook_dead_letters_total')
+			expect(after.names).toContain('download_gate_webhook_dropped_total')
+		} finally {
+			await t.close()
+			redis.disconnect()
+			await r.stop()
+		}
 	})
 })
 
