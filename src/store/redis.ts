@@ -1,13 +1,16 @@
-import type { ChainableCommander } from 'ioredis'
 import type { Clock } from '../clock'
 import { StoreUnavailableError } from '../errors'
-import { type EventEntry, newEventIdBase, type StoreEvents } from './events'
+import type { StoreEvents } from './events'
+import { redisKeys } from './redis-keys'
+import { createResult, issuedFields, LISTED_FIELDS, takeResult, tokenInfoOf, UNLIMITED } from './redis-replies'
+import { createScriptRunner } from './redis-runner'
 import { CANCEL, CREATE, PRUNE, REVOKE, SETTLE, TAKE } from './redis-scripts'
-import { defineScripts, type RedisClient, type Script, toInt } from './scripts'
+import { defineScripts, type RedisClient, toInt } from './scripts'
 import type { TrackedCache } from './tracking'
 import {
 	type CreateResult,
 	type EventContext,
+	jtiOfPosition,
 	POSITION_PATTERN,
 	type TakeResult,
 	type TokenInfo,
@@ -15,71 +18,6 @@ import {
 } from './types'
 
 export type { RedisClient } from './scripts'
-
-const UNLIMITED: TakeResult = Object.freeze({ status: 'ok', budgeted: false })
-
-/** A script's reply `{status, {values}, {events}}`; RESP2 and RESP3 alike send bulk strings and integers. */
-interface Reply {
-	readonly status: string
-	readonly values: readonly unknown[]
-	readonly events: readonly unknown[]
-}
-
-function replyOf(reply: unknown, script: string): Reply {
-	const [status, values, events] = Array.isArray(reply) ? (reply as unknown[]) : []
-	if (typeof status !== 'string' && !(status instanceof Buffer))
-		throw new StoreUnavailableError(new Error(`unexpected ${script} reply ${String(reply)}`))
-	return {
-		status: String(status),
-		values: Array.isArray(values) ? values : [],
-		events: Array.isArray(events) ? events : [],
-	}
-}
-
-const unexpected = (script: string, status: string) =>
-	new StoreUnavailableError(new Error(`unexpected ${script} status ${status}`))
-
-/** TAKE's reply as a TakeResult; an unknown status means a script this code does not know. */
-function takeResult({ status, values }: Reply): TakeResult {
-	switch (status) {
-		case 'ok_unlimited':
-			return UNLIMITED
-		case 'ok':
-			return { status: 'ok', budgeted: true, bytesLeft: toInt(values[0]) }
-		case 'used_up':
-			return { status: 'used_up', bytesLeft: toInt(values[0]) }
-		case 'too_many_downloads':
-			return { status, retryAfterS: TOO_MANY_DOWNLOADS_RETRY_S }
-		case 'missing':
-		case 'revoked':
-		case 'mismatch':
-		case 'expired':
-		case 'cancelled':
-			return { status }
-		default:
-			throw unexpected('take', status)
-	}
-}
-
-/** CREATE's reply as a CreateResult. */
-function createResult({ status, values }: Reply): CreateResult {
-	switch (status) {
-		case 'created':
-		case 'too_many_live':
-			return { status }
-		case 'rate_limited':
-			return { status: 'rate_limited', retryAfterS: Math.ceil(toInt(values[0]) / 1000) }
-		default:
-			throw unexpected('create', status)
-	}
-}
-
-/**
- * When a user holds every download slot, how long to wait before asking
- * again: the service cannot know when a body will end, and a few seconds
- * keeps a polling client cheap.
- */
-const TOO_MANY_DOWNLOADS_RETRY_S = 5
 
 /** Options of the Redis store. */
 export interface RedisStoreOptions {
@@ -109,18 +47,6 @@ const PRUNE_BATCH = 200
 /** The field of a reservation in the token's record. */
 const reservationField = (reservation: string) => `v:${reservation}`
 
-/** A JSON member list (`,"k":v…`) of the policy and limits `token.issued` carries. */
-function issuedFields(r: Parameters<TokenStore['create']>[0], iso: (s: number) => string): string {
-	return `,${JSON.stringify({
-		expires_at: iso(r.expiresAtS),
-		max_uses: r.maxUses,
-		size: r.sizeBytes,
-		not_before: r.policy.nbf === undefined ? null : iso(r.policy.nbf),
-		ip: r.policy.cidr ?? null,
-		rate: r.policy.rate ?? null,
-	}).slice(1, -1)}`
-}
-
 /**
  * The Redis token store. It is given a ready client and does not close it:
  * whoever built the client (deps.ts) closes it. Every failure of the client,
@@ -129,8 +55,12 @@ function issuedFields(r: Parameters<TokenStore['create']>[0], iso: (s: number) =
 export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptions): TokenStore {
 	const { prefix, clock, cache } = opts
 	const events = opts.events ?? { mode: 'off' as const }
-	const ack = opts.minReplicasAck ?? 0
-	const ackTimeoutMs = opts.replicaAckTimeoutMs ?? 500
+	const { guard, run, replicated } = createScriptRunner(client, {
+		clock,
+		events,
+		minReplicasAck: opts.minReplicasAck ?? 0,
+		replicaAckTimeoutMs: opts.replicaAckTimeoutMs ?? 500,
+	})
 	const definitions = {
 		create: { lua: CREATE },
 		take: { lua: TAKE },
@@ -143,89 +73,23 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 	// Takes go through the tracked connection when there is a cache, so their reads can fill it;
 	// while that connection is reconnecting they go through the main one and fill nothing.
 	const trackedTake = cache ? defineScripts(cache.client, { take: definitions.take }).take : null
-	const tokenKey = (userId: string, jti: string) => `${prefix}t:{${userId}}:${jti}`
-	const byExpiryKey = (userId: string) => `${prefix}ue:{${userId}}`
-	const byPositionKey = (userId: string) => `${prefix}ul:{${userId}}`
-	const slotsKey = (userId: string) => `${prefix}dl:{${userId}}`
-	const issueLimitKey = (userId: string) => `${prefix}rl:issue:{${userId}}`
-	// Tokens issued before the listing had two indexes lived in this one; revoke-all still drains it.
-	const legacyIndexKey = (userId: string) => `${prefix}u:{${userId}}`
+
+	const {
+		token: tokenKey,
+		byExpiry: byExpiryKey,
+		byPosition: byPositionKey,
+		slots: slotsKey,
+		issueLimit: issueLimitKey,
+		legacyIndex: legacyIndexKey,
+	} = redisKeys(prefix)
 	const nowS = () => Math.floor(clock() / 1000)
 	const iso = (s: number) => new Date(s * 1000).toISOString().replace('.000Z', 'Z')
 
-	async function guard<T>(op: () => Promise<T>): Promise<T> {
-		try {
-			return await op()
-		} catch (err) {
-			throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(err)
-		}
-	}
-
-	// Runs `pipeline` followed by WAIT on the same connection (and, on Cluster,
-	// the same node): resolves with the first command's reply once `ack`
-	// replicas have everything written before it, else rejects.
-	async function acknowledged(pipeline: ChainableCommander): Promise<unknown> {
-		return guard(async () => {
-			const replies = (await pipeline.wait(ack, ackTimeoutMs).exec()) ?? []
-			for (const [err] of replies) if (err) throw err
-			const acked = toInt(replies.at(-1)?.[1] ?? 0)
-			if (!(acked >= ack)) throw new Error(`only ${acked} of ${ack} replicas acknowledged the write`)
-			return replies[0]?.[1]
-		})
-	}
-
-	// The event arguments every script takes first (ARGV[1..7]) and the stream key it writes to, if inline.
-	function withEvents(userId: string, jti: string, context: EventContext | undefined, keys: string[]) {
-		const mode = events.mode
-		const args = [
-			mode,
-			mode === 'off' ? '' : newEventIdBase(),
-			mode === 'off' ? '' : new Date(clock()).toISOString(),
-			mode === 'off' ? 0 : events.maxLen,
-			context?.requestId ?? '',
-			userId,
-			jti,
-		]
-		return { keys: mode === 'inline' ? [...keys, events.key] : keys, args }
-	}
-
-	// Runs a script with the event arguments; hands entries it returned (Cluster) to the writer.
-	async function run(
-		script: Script,
-		name: string,
-		event: { userId: string; jti: string; context?: EventContext | undefined },
-		keys: string[],
-		args: readonly (string | number)[],
-		options: { write: boolean; via?: Script } = { write: true },
-	): Promise<Reply> {
-		const prepared = withEvents(event.userId, event.jti, event.context, keys)
-		const fullArgs = [...prepared.args, ...args]
-		const raw =
-			options.write && ack > 0
-				? await acknowledged(script.queue(client.pipeline(), prepared.keys, fullArgs))
-				: await (options.via ?? script).run(prepared.keys, fullArgs)
-		const reply = replyOf(raw, name)
-		if (reply.events.length > 0 && events.mode !== 'off') {
-			if (events.mode === 'return') {
-				const entries: EventEntry[] = []
-				for (let i = 0; i + 3 < reply.events.length; i += 4)
-					entries.push({
-						id: String(reply.events[i]),
-						type: String(reply.events[i + 1]),
-						timestamp: String(reply.events[i + 2]),
-						data: String(reply.events[i + 3]),
-					})
-				events.write(entries)
-			} else events.written(reply.events.map(String))
-		}
-		return reply
-	}
-
-	// After a take that charged: WAIT on the connection that ran it, reached
-	// through a keyed no-op (on Cluster, the node owning the key). A take that
-	// wrote nothing (a refusal, an unlimited token) waits for nothing.
-	async function replicated(via: RedisClient, key: string): Promise<void> {
-		if (ack > 0) await acknowledged(via.pipeline().exists(key))
+	/** Up to `limit` listing positions of `userId` older than `after` (from the newest when null), newest first. */
+	function positionsBefore(userId: string, after: string | null, limit: number): Promise<string[]> {
+		return guard(() =>
+			client.zrange(byPositionKey(userId), after === null ? '+' : `(${after}`, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit),
+		)
 	}
 
 	async function prune(userId: string): Promise<void> {
@@ -382,21 +246,9 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 			// tens of thousands of tokens never holds Redis (or a Cluster shard) for long.
 			let after: string | null = null
 			for (;;) {
-				const position: string | null = after
-				const members: string[] = await guard(() =>
-					client.zrange(
-						byPositionKey(userId),
-						position === null ? '+' : `(${position}`,
-						'-',
-						'BYLEX',
-						'REV',
-						'LIMIT',
-						0,
-						REVOKE_BATCH,
-					),
-				)
+				const members = await positionsBefore(userId, after, REVOKE_BATCH)
 				if (members.length === 0) break
-				const jtis = members.map((m) => m.slice(13))
+				const jtis = members.map(jtiOfPosition)
 				revoked += (await revokeMany(userId, jtis, filename ?? '', scope, context)).fresh
 				if (members.length < REVOKE_BATCH) break
 				after = members.at(-1) ?? null
@@ -416,46 +268,20 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		async list(userId, page) {
 			if (page.after !== undefined && !POSITION_PATTERN.test(page.after)) throw new Error('not a listing position')
 			await prune(userId)
-			const members = await guard(() =>
-				client.zrange(
-					byPositionKey(userId),
-					page.after === undefined ? '+' : `(${page.after}`,
-					'-',
-					'BYLEX',
-					'REV',
-					'LIMIT',
-					0,
-					page.limit,
-				),
-			)
+			const members = await positionsBefore(userId, page.after ?? null, page.limit)
 			if (members.length === 0) return { tokens: [], next: null }
 			const rows = await guard(async () => {
 				const pipeline = client.pipeline()
-				for (const m of members)
-					pipeline.hmget(tokenKey(userId, m.slice(13)), 'f', 'i', 'e', 'm', 'b', 'r', 'n', 'p', 'q')
+				for (const m of members) pipeline.hmget(tokenKey(userId, jtiOfPosition(m)), ...LISTED_FIELDS)
 				return (await pipeline.exec()) ?? []
 			})
 			const now = nowS()
 			const tokens: TokenInfo[] = []
 			rows.forEach(([err, value], n) => {
 				if (err) throw new StoreUnavailableError(err)
-				const [f, i, e, m, b, r, nbf, cidr, rate] = value as (string | null)[]
-				const jti = members[n]?.slice(13)
-				// Revoked, expired and used-up tokens are not live.
-				if (jti === undefined || f == null || e == null || r != null || Number(e) <= now || b === '0') return
-				tokens.push({
-					jti,
-					filename: f,
-					issuedAtS: Number(i),
-					expiresAtS: Number(e),
-					maxUses: m == null ? null : Number(m),
-					bytesLeft: b == null ? null : Number(b),
-					policy: {
-						...(nbf != null ? { nbf: Number(nbf) } : {}),
-						...(cidr != null ? { cidr: JSON.parse(cidr) as string[] } : {}),
-						...(rate != null ? { rate: Number(rate) } : {}),
-					},
-				})
+				const member = members[n]
+				const token = member === undefined ? null : tokenInfoOf(jtiOfPosition(member), value as (string | null)[], now)
+				if (token !== null) tokens.push(token)
 			})
 			return { tokens, next: members.length === page.limit ? (members.at(-1) ?? null) : null }
 		},

@@ -195,3 +195,6 @@ export const POSITION_PATTERN = /^[0-9]{12}:[A-Za-z0-9_-]{1,64}$/
 
 /** The position of a token in its user's listing (sorts by issue time, then id). */
 export const positionOf = (issuedAtS: number, jti: string): string => `${String(issuedAtS).padStart(12, '0')}:${jti}`
+
+/** The token id of a listing position (`positionOf`). */
+export const jtiOfPosition = (position: string): string => position.slice(13)

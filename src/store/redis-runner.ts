@@ -1,0 +1,123 @@
+import type { ChainableCommander } from 'ioredis'
+import type { Clock } from '../clock'
+import { StoreUnavailableError } from '../errors'
+import { type EventEntry, newEventIdBase, type StoreEvents } from './events'
+import { type Reply, replyOf } from './redis-replies'
+import { type RedisClient, type Script, toInt } from './scripts'
+import type { EventContext } from './types'
+
+/** Whose token a script's events name, and the request they came from. */
+export interface EventSubject {
+	readonly userId: string
+	readonly jti: string
+	readonly context?: EventContext | undefined
+}
+
+/** How the Redis store reaches Redis: every failure is a `StoreUnavailableError`. */
+export interface ScriptRunner {
+	/** Runs `op`; any failure of it becomes `StoreUnavailableError`. */
+	guard<T>(op: () => Promise<T>): Promise<T>
+	/**
+	 * Runs `script` with the event arguments every script takes first, after
+	 * `WAIT` for the replicas when it writes; hands the events it returned
+	 * (Cluster) to the writer. Throws `StoreUnavailableError`.
+	 */
+	run(
+		script: Script,
+		name: string,
+		subject: EventSubject,
+		keys: readonly string[],
+		args: readonly (string | number)[],
+		options?: { readonly write: boolean; readonly via?: Script },
+	): Promise<Reply>
+	/**
+	 * After a take that charged: WAIT on the connection that ran it, reached
+	 * through a keyed no-op (on Cluster, the node owning the key). Throws `StoreUnavailableError`.
+	 */
+	replicated(via: RedisClient, key: string): Promise<void>
+}
+
+/** Options of the runner: the replica acknowledgement and where events go. */
+export interface ScriptRunnerOptions {
+	readonly clock: Clock
+	/** Writes return only once this many replicas acknowledged them (`WAIT`); 0 = off. */
+	readonly minReplicasAck: number
+	readonly replicaAckTimeoutMs: number
+	readonly events: StoreEvents
+}
+
+/** Builds the runner over a ready `client`, which it never closes. */
+export function createScriptRunner(client: RedisClient, opts: ScriptRunnerOptions): ScriptRunner {
+	const { clock, events, minReplicasAck: ack, replicaAckTimeoutMs: ackTimeoutMs } = opts
+
+	async function guard<T>(op: () => Promise<T>): Promise<T> {
+		try {
+			return await op()
+		} catch (err) {
+			throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(err)
+		}
+	}
+
+	// Runs `pipeline` followed by WAIT on the same connection (and, on Cluster,
+	// the same node): resolves with the first command's reply once `ack`
+	// replicas have everything written before it, else rejects.
+	function acknowledged(pipeline: ChainableCommander): Promise<unknown> {
+		return guard(async () => {
+			const replies = (await pipeline.wait(ack, ackTimeoutMs).exec()) ?? []
+			for (const [err] of replies) if (err) throw err
+			const acked = toInt(replies.at(-1)?.[1] ?? 0)
+			if (!(acked >= ack)) throw new Error(`only ${acked} of ${ack} replicas acknowledged the write`)
+			return replies[0]?.[1]
+		})
+	}
+
+	// The event arguments every script takes first (ARGV[1..7]) and the stream key it writes to, if inline.
+	function withEvents(subject: EventSubject, keys: readonly string[]) {
+		const mode = events.mode
+		const args = [
+			mode,
+			mode === 'off' ? '' : newEventIdBase(),
+			mode === 'off' ? '' : new Date(clock()).toISOString(),
+			mode === 'off' ? 0 : events.maxLen,
+			subject.context?.requestId ?? '',
+			subject.userId,
+			subject.jti,
+		]
+		return { keys: mode === 'inline' ? [...keys, events.key] : keys, args }
+	}
+
+	function handOver(reply: Reply): void {
+		if (reply.events.length === 0 || events.mode === 'off') return
+		if (events.mode === 'inline') {
+			events.written(reply.events.map(String))
+			return
+		}
+		const entries: EventEntry[] = []
+		for (let i = 0; i + 3 < reply.events.length; i += 4)
+			entries.push({
+				id: String(reply.events[i]),
+				type: String(reply.events[i + 1]),
+				timestamp: String(reply.events[i + 2]),
+				data: String(reply.events[i + 3]),
+			})
+		events.write(entries)
+	}
+
+	return {
+		guard,
+		async run(script, name, subject, keys, args, options = { write: true }) {
+			const prepared = withEvents(subject, keys)
+			const fullArgs = [...prepared.args, ...args]
+			const raw =
+				options.write && ack > 0
+					? await acknowledged(script.queue(client.pipeline(), prepared.keys, fullArgs))
+					: await (options.via ?? script).run(prepared.keys, fullArgs)
+			const reply = replyOf(raw, name)
+			handOver(reply)
+			return reply
+		},
+		async replicated(via, key) {
+			if (ack > 0) await acknowledged(via.pipeline().exists(key))
+		},
+	}
+}
