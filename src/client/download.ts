@@ -1,4 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises'
+import { writeBody } from './body'
 import { DownloadError, errorFromResponse } from './download-error'
 import { retryAfterMs } from './http-headers'
 import { type DownloadState, discarded, planRequest, progressOf, startState, validSizeHint } from './plan'
@@ -247,7 +248,7 @@ async function receiveBody(
 	const early = answer.status === 200 && now.size === null ? askHead() : null
 
 	const before = now.received
-	const written = await streamBody(d, response, {
+	const written = await writeBody(d.file, response, d.signal, {
 		from: before,
 		end: answer.end,
 		onWritten: (received) => d.report({ ...now, received }),
@@ -266,54 +267,5 @@ async function receiveBody(
 	return {
 		state: now,
 		verdict: judgeBody(now, { status: answer.status, before, end: answer.end, broken: written.broken }),
-	}
-}
-
-/**
- * Streams a body to disk from `from`, chunk by chunk. A read error is returned
- * as `broken` (a cut to resume); more bytes than `end` throw `length_mismatch`.
- */
-async function streamBody(
-	d: Download,
-	response: Response,
-	body: { from: number; end: number | null; onWritten: (received: number) => void },
-): Promise<{ received: number; broken: { reason: unknown } | null }> {
-	const { from, end } = body
-	let received = from
-	const reader = response.body?.getReader()
-	if (!reader) return { received, broken: null }
-	for (;;) {
-		let chunk: Awaited<ReturnType<typeof reader.read>>
-		try {
-			chunk = await reader.read()
-		} catch (reason) {
-			if (d.signal?.aborted) throw d.signal.reason
-			reader.releaseLock()
-			return { received, broken: { reason } }
-		}
-		if (chunk.done) break
-		const bytes = chunk.value
-		if (end !== null && received + bytes.byteLength > end) {
-			await reader.cancel().catch(() => {})
-			throw new DownloadError(
-				'length_mismatch',
-				response.status,
-				`more bytes than announced (${end - from} from ${from})`,
-			)
-		}
-		await writeAll(d.file, bytes, received)
-		received += bytes.byteLength
-		body.onWritten(received)
-		d.signal?.throwIfAborted()
-	}
-	reader.releaseLock()
-	return { received, broken: null }
-}
-
-async function writeAll(file: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-	let done = 0
-	while (done < chunk.byteLength) {
-		const { bytesWritten } = await file.write(chunk, done, chunk.byteLength - done, position + done)
-		done += bytesWritten
 	}
 }

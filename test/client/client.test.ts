@@ -449,29 +449,35 @@ describe('downloadToFile', () => {
 	})
 
 	test('a 200 to a resume (the file changed, If-Range failed) restarts from zero', async () => {
-		await app.putFile(USER, 'changing.mp4', randomBytesOf(4 * MiB))
-		const replacement = randomBytesOf(3 * MiB + 1)
-		const { token, download_url } = await app.issue(USER, 'changing.mp4')
-		const cutter = cuttingFetch(2 * MiB, 'abort', async () => {
-			await app.putFile(USER, 'changing.mp4', replacement)
-		})
-		const progress: DownloadProgress[] = []
-		const out = dest()
-		const result = await downloadToFile({
-			url: download_url,
-			token,
-			dest: out,
-			fetch: cutter.fetch,
-			onProgress: (p) => progress.push(p),
-		})
-		expect(result).toMatchObject({ bytes: replacement.byteLength, resumed: 0 })
-		expect(await fileHash(out)).toBe(sha256(replacement))
-		expect(cutter.seen.some((r) => r.range === `bytes=${2 * MiB}-`)).toBe(true)
-		// The restart is reported from zero (its 200 is streamed without Content-Length, so a HEAD tells the size).
-		const restart = progress.findIndex((p, i) => i > 0 && p.received === 0)
-		expect(restart).toBeGreaterThan(0)
-		expect(progress[restart - 1]?.received).toBe(2 * MiB)
-		expect(progress.at(-1)).toEqual({ received: replacement.byteLength, total: replacement.byteLength })
+		// Without the open-file cache: it would serve the checked version for up to a second after the swap.
+		const app = await makeTestApp({ env: { API_KEYS: API_KEY, OPEN_FILE_CACHE_VALID: '0' } })
+		try {
+			await app.putFile(USER, 'changing.mp4', randomBytesOf(4 * MiB))
+			const replacement = randomBytesOf(3 * MiB + 1)
+			const { token, download_url } = await app.issue(USER, 'changing.mp4')
+			const cutter = cuttingFetch(2 * MiB, 'abort', async () => {
+				await app.putFile(USER, 'changing.mp4', replacement)
+			})
+			const progress: DownloadProgress[] = []
+			const out = dest()
+			const result = await downloadToFile({
+				url: download_url,
+				token,
+				dest: out,
+				fetch: cutter.fetch,
+				onProgress: (p) => progress.push(p),
+			})
+			expect(result).toMatchObject({ bytes: replacement.byteLength, resumed: 0 })
+			expect(await fileHash(out)).toBe(sha256(replacement))
+			expect(cutter.seen.some((r) => r.range === `bytes=${2 * MiB}-`)).toBe(true)
+			// The restart is reported from zero (its 200 is streamed without Content-Length, so a HEAD tells the size).
+			const restart = progress.findIndex((p, i) => i > 0 && p.received === 0)
+			expect(restart).toBeGreaterThan(0)
+			expect(progress[restart - 1]?.received).toBe(2 * MiB)
+			expect(progress.at(-1)).toEqual({ received: replacement.byteLength, total: replacement.byteLength })
+		} finally {
+			await app.close()
+		}
 	})
 
 	test('404 and 403 are thrown at once as DownloadError with the service’s code', async () => {
