@@ -26,26 +26,15 @@ export interface WebhookTuning {
 	readonly idleConsumerMs: number
 }
 
-/** Timing and bounds of one endpoint's worker (all in ms unless named otherwise). */
-export interface EndpointSettings {
+/**
+ * Timing and bounds of one endpoint's worker (all in ms): the tuning with its
+ * defaults filled in, the backoff as one policy, and the endpoint's own
+ * attempt timeout and age before dead letters.
+ */
+export type EndpointSettings = Omit<WebhookTuning, 'backoffBaseMs' | 'backoffCapMs'> & {
 	readonly timeoutMs: number
 	readonly maxAgeMs: number
-	/** Entries held (pending for this instance) at most. */
-	readonly batchSize: number
 	readonly backoff: BackoffPolicy
-	/** Wait between reads while nothing new arrives. */
-	readonly idlePollMs: number
-	/** Takeover: an entry idle this long is another instance's no more. Above `timeoutMs`. */
-	readonly claimIdleMs: number
-	readonly claimEveryMs: number
-	/** How often held entries' idle time is reset (below `claimIdleMs`). */
-	readonly touchEveryMs: number
-	readonly backlogEveryMs: number
-	/** Wait after a failed Redis command. */
-	readonly redisRetryMs: number
-	readonly deadLetterMaxLen: number
-	/** Other consumers with nothing pending, idle this long, are deleted from the group. */
-	readonly idleConsumerMs: number
 }
 
 /** `value`, or an error naming the option when it is not a positive number. */

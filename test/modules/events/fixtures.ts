@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { systemClock } from '../../../src/clock'
+import { EVENT_TYPES } from '../../../src/config'
 import { createLogger, type Logger } from '../../../src/log'
 import type { WebhookAttemptOutcome } from '../../../src/modules/events/webhook-attempt'
 import type { DeadLetterReason, DropReason, WebhookBacklog } from '../../../src/modules/events/webhook-metrics'
@@ -16,15 +17,7 @@ import { createRedisClient, waitReady } from '../../../src/store/connect'
 export const WEBHOOK_SECRET = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`
 
 /** The event types the service writes (docs/contract.md §7). */
-export const ALL_TYPES = [
-	'token.issued',
-	'token.revoked',
-	'download.started',
-	'download.completed',
-	'download.broken',
-	'token.used_up',
-	'download.denied',
-] as const
+export const ALL_TYPES = EVENT_TYPES
 
 /** A client as the service builds it (fail fast: 1 s command timeout, no offline queue), connected. */
 export async function connectRedis(url = process.env.TEST_REDIS_URL ?? ''): Promise<Redis | Cluster> {
