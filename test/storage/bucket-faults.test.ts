@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { parseScrape } from '../modules/ops/prometheus'
-import { bearer, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp } from '../support/helpers'
+import { tracked } from '../support/child-processes'
+import {
+	bearer,
+	downloadPath,
+	makeTestApp,
+	REPO_ROOT,
+	randomBytesOf,
+	sha256,
+	TEST_SECRET,
+	type TestApp,
+} from '../support/helpers'
 import { pollUntil } from '../support/poll'
+import { freePort } from '../support/redis-server'
 import { type S3Server, startS3Server } from '../support/s3-server'
 import { MiB, QUIET_LIMITS, type RecordReader, recordReader } from './bucket-fixtures'
 import { type BucketProxy, startBucketProxy } from './bucket-proxy'
@@ -404,4 +415,53 @@ describe('metrics', () => {
 			'check error': 1,
 		})
 	})
+})
+
+describe('a bucket that cannot be used at start-up', () => {
+	test.each([
+		[
+			'wrong credentials',
+			{ S3_ACCESS_KEY_ID: 'NOT-A-KEY' },
+			/^download-gate: cannot start: the file storage: the bucket endpoint http:\/\/127\.0\.0\.1:\d+ refused the credentials \(403 InvalidAccessKeyId: .+\)$/,
+		],
+		[
+			'a missing bucket',
+			{ S3_BUCKET: 'no-such-bucket' },
+			/^download-gate: cannot start: the file storage: bucket "no-such-bucket" does not exist at http:\/\/127\.0\.0\.1:\d+ \(404 NoSuchBucket: .+\)$/,
+		],
+		[
+			'nothing listening',
+			{ S3_ENDPOINT: `http://127.0.0.1:${freePort()}` },
+			/^download-gate: cannot start: the file storage: cannot reach the bucket endpoint http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/,
+		],
+	])(
+		'%s: `bun src/index.ts` exits 1 with one line saying so',
+		async (_, env, line) => {
+			const child = tracked(
+				Bun.spawn(['bun', 'src/index.ts'], {
+					cwd: REPO_ROOT,
+					env: {
+						PATH: process.env.PATH ?? '',
+						HOME: process.env.HOME ?? '/tmp',
+						PORT: String(freePort()),
+						HOST: '127.0.0.1',
+						JWT_SECRET: TEST_SECRET,
+						REDIS_URL: process.env.TEST_REDIS_URL ?? '',
+						S3_BUCKET: server.bucket,
+						S3_ENDPOINT: server.endpoint,
+						S3_ACCESS_KEY_ID: server.accessKeyId,
+						S3_SECRET_ACCESS_KEY: server.secretAccessKey,
+						...env,
+					},
+					stdin: 'ignore',
+					stdout: 'ignore',
+					stderr: 'pipe',
+					timeout: 15_000,
+				}),
+			)
+			const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited])
+			expect({ code, lines: stderr.trimEnd().split('\n') }).toEqual({ code: 1, lines: [expect.stringMatching(line)] })
+		},
+		20_000,
+	)
 })
