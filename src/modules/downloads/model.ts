@@ -1,6 +1,6 @@
 import { withHeaders } from '@elysiajs/openapi'
 import { t } from 'elysia'
-import { BinaryFile, errorBody, Filename, RateLimited, StoreUnavailable, UserId } from '../../http/model'
+import { BinaryFile, errorBody, Filename, RateLimited, StoreOrStorageUnavailable, UserId } from '../../http/model'
 
 const FILE_HEADERS = {
 	'content-type': t.String({
@@ -56,7 +56,11 @@ export const downloadsModel = {
 			'The token was issued for another user, file or action',
 			'This token was not issued for this user and file.',
 		),
-		404: errorBody(['file_not_found'], 'No such regular file inside STORAGE_DIR', 'No such file for this user.'),
+		404: errorBody(
+			['file_not_found'],
+			'No such regular file inside STORAGE_DIR (or object in S3_BUCKET)',
+			'No such file for this user.',
+		),
 		416: withHeaders(
 			errorBody(
 				['range_not_satisfiable'],
@@ -66,6 +70,6 @@ export const downloadsModel = {
 			{ 'content-range': t.String({ description: 'bytes */<size>' }) },
 		),
 		429: RateLimited,
-		503: StoreUnavailable,
+		503: StoreOrStorageUnavailable,
 	},
 }
