@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
-import { KNOWN_ENV_VARS } from '../src/config'
+import { KNOWN_ENV_VARS, loadConfig } from '../src/config'
 import { createMetrics } from '../src/modules/ops/metrics'
 import {
 	command,
@@ -100,8 +100,28 @@ describe('.env.example', () => {
 
 // ---- docker-compose.yml ---------------------------------------------------------------
 
-/** The service variants built from this repository, and the Redis topology each is given. */
-const GATE_VARIANTS: Readonly<Record<string, { profile: Profile | null; topology: Record<string, string> }>> = {
+/** The settings of the s3 profile's variant that put its files in the MinIO bucket (and nothing else's). */
+const BUCKET_STORAGE: Readonly<Record<string, string>> = {
+	STORAGE_DIR: '',
+	S3_BUCKET: 'download-gate',
+	S3_ENDPOINT: 'http://minio:9000',
+	S3_REGION: 'us-east-1',
+	S3_ACCESS_KEY_ID: 'download-gate',
+	S3_SECRET_ACCESS_KEY: 'download-gate-local-only',
+	S3_SESSION_TOKEN: '',
+	S3_VIRTUAL_HOSTED_STYLE: 'false',
+	AWS_ACCESS_KEY_ID: '',
+	AWS_SECRET_ACCESS_KEY: '',
+	AWS_SESSION_TOKEN: '',
+}
+
+/**
+ * The service variants built from this repository, the Redis topology each is
+ * given, and for the bucket variant the storage settings it fixes.
+ */
+const GATE_VARIANTS: Readonly<
+	Record<string, { profile: Profile | null; topology: Record<string, string>; storage?: Record<string, string> }>
+> = {
 	'download-gate': { profile: null, topology: { REDIS_URL: 'redis://redis:6379' } },
 	'download-gate-cluster': {
 		profile: 'cluster',
@@ -116,6 +136,7 @@ const GATE_VARIANTS: Readonly<Record<string, { profile: Profile | null; topology
 			REDIS_SENTINEL_NAME: 'download-gate',
 		},
 	},
+	'download-gate-s3': { profile: 's3', topology: { REDIS_URL: 'redis://redis:6379' }, storage: BUCKET_STORAGE },
 }
 const TOPOLOGY_VARS = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS', 'REDIS_SENTINEL_NAME']
 /** Set by the compose file whatever .env says: the container's own layout. */
@@ -134,6 +155,7 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 			monitoring: ['prometheus', 'grafana'],
 			cluster: [1, 2, 3, 4, 5, 6].map((n) => `redis-node-${n}`).concat('redis-cluster-init', 'download-gate-cluster'),
 			sentinel: ['redis-primary', 'redis-replica', 'sentinel-1', 'sentinel-2', 'sentinel-3', 'download-gate-sentinel'],
+			s3: ['minio', 'minio-create-bucket', 'download-gate-s3'],
 		}
 		const all = await compose.services(filledEnvExample)
 		const unprofiled = Object.keys(all).filter((name) => profilesOf(service(all, name)).length === 0)
@@ -198,12 +220,13 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 		const services = await compose.services(everyVarEnv)
 		const built = Object.keys(services).filter((name) => isBuiltHere(service(services, name)))
 		expect(built.sort()).toEqual(Object.keys(GATE_VARIANTS).sort())
-		for (const [name, { topology }] of Object.entries(GATE_VARIANTS)) {
+		for (const [name, { topology, storage = {} }] of Object.entries(GATE_VARIANTS)) {
 			const env = environment(service(services, name))
 			const unknown = [...env.keys()].filter((key) => !(KNOWN_ENV_VARS as readonly string[]).includes(key))
 			expect({ name, unknown }).toEqual({ name, unknown: [] })
 			for (const key of KNOWN_ENV_VARS) {
 				const expected =
+					storage[key] ??
 					FIXED_BY_STACK[key] ??
 					topology[key] ??
 					(TOPOLOGY_VARS.includes(key) || NOT_PASSED.includes(key) ? undefined : passedValue(key))
@@ -219,19 +242,22 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 		expect(environment(service(services, 'download-gate-sentinel')).get('REDIS_MIN_REPLICAS_ACK')).toBe('1')
 	})
 
-	toolTest('every variant serves on its own host port, with the same image, probe and read-only storage', async () => {
-		const services = await compose.services(filledEnvExample)
-		const base = service(services, 'download-gate')
-		const published = Object.keys(GATE_VARIANTS).map((name) => ports(service(services, name)))
-		expect(published).toEqual([['3000:3000'], ['3001:3000'], ['3002:3000']])
-		for (const [name, { profile }] of Object.entries(GATE_VARIANTS)) {
-			const variant = service(services, name)
-			expect({ name, profiles: profilesOf(variant) }).toEqual({ name, profiles: profile === null ? [] : [profile] })
-			expect(variant.build).toEqual(base.build)
-			expect(variant.healthcheck).toEqual(base.healthcheck)
-			expect(mounts(variant)).toEqual(mounts(base))
-		}
-	})
+	toolTest(
+		'every variant serves on its own host port, with the same image and probe, and read-only storage unless its files are in a bucket',
+		async () => {
+			const services = await compose.services(filledEnvExample)
+			const base = service(services, 'download-gate')
+			const published = Object.keys(GATE_VARIANTS).map((name) => ports(service(services, name)))
+			expect(published).toEqual([['3000:3000'], ['3001:3000'], ['3002:3000'], ['3003:3000']])
+			for (const [name, { profile, storage }] of Object.entries(GATE_VARIANTS)) {
+				const variant = service(services, name)
+				expect({ name, profiles: profilesOf(variant) }).toEqual({ name, profiles: profile === null ? [] : [profile] })
+				expect(variant.build).toEqual(base.build)
+				expect(variant.healthcheck).toEqual(base.healthcheck)
+				expect({ name, mounts: mounts(variant) }).toEqual({ name, mounts: storage ? [] : mounts(base) })
+			}
+		},
+	)
 
 	toolTest(
 		'cluster profile: 3 primaries + 3 replicas, an init container running redis-cli --cluster create, and the service on them',
@@ -313,6 +339,90 @@ describe('docker-compose.yml, as docker-compose config resolves it', () => {
 			expect(env.get('REDIS_SENTINEL_NAME')).toBe(monitor?.[1] ?? 'no sentinel monitor line')
 			expect(env.has('REDIS_URL')).toBe(false)
 			expect([...dependsOn(gate).keys()].sort()).toEqual(['redis-replica', ...sentinels])
+		},
+	)
+
+	toolTest(
+		's3 profile: MinIO with a health check, a one-shot creator of the bucket and of a user that may only read it, and the service on that bucket',
+		async () => {
+			const env = `${filledEnvExample}\nAPI_KEYS=a-local-api-key-0123456789abcdef\n`
+			const services = await compose.services(env, 's3')
+			const minio = service(services, 'minio')
+			expect(str(minio.image, 'image')).toMatch(/^minio\/minio:RELEASE\.\S+$/)
+			expect(command(minio)).toEqual(['server', '/data', '--console-address', ':9001'])
+			expect(healthcheckTest(minio)).toEqual(['CMD', 'mc', 'ready', 'local'])
+			expect(mountAt(minio, '/data').source).toBe('minio-data')
+			// The API and console on loopback only: the root login is MinIO's built-in one.
+			expect(ports(minio)).toEqual(['127.0.0.1:9000:9000', '127.0.0.1:9001:9001'])
+			const root = environment(minio)
+
+			const creator = service(services, 'minio-create-bucket')
+			expect(str(creator.image, 'image')).toMatch(/^minio\/mc:RELEASE\.\S+$/)
+			expect(dependsOn(creator)).toEqual(new Map([['minio', 'service_healthy']]))
+			expect(creator.restart).toBe('no')
+			const script = mountAt(creator, '/usr/local/bin/create-bucket.sh')
+			expect(script).toEqual({
+				source: repoPath('deploy/minio/create-bucket.sh'),
+				target: script.target,
+				readOnly: true,
+			})
+			expect(strings(creator.entrypoint, 'entrypoint')).toEqual(['sh', script.target])
+			const policyMount = mountAt(creator, '/etc/minio/read-policy.json')
+			expect(policyMount.source).toBe(repoPath('deploy/minio/read-policy.json'))
+			const creatorEnv = environment(creator)
+			expect(creatorEnv.get('MINIO_ROOT_USER')).toBe(root.get('MINIO_ROOT_USER') ?? 'no root user')
+			expect(creatorEnv.get('MINIO_ROOT_PASSWORD')).toBe(root.get('MINIO_ROOT_PASSWORD') ?? 'no root password')
+			const text = await Bun.file(script.source).text()
+			expect(text).toContain('mc mb --ignore-existing "local/$S3_BUCKET"')
+			expect(text).toContain(`mc admin policy create local download-gate-read ${policyMount.target}`)
+			expect(text).toContain('mc admin policy attach local download-gate-read --user "$S3_ACCESS_KEY_ID"')
+			const sh = await run(['sh', '-n', script.source])
+			expect(sh).toMatchObject({ exitCode: 0, stderr: '' })
+
+			const gate = service(services, 'download-gate-s3')
+			const gateEnv = environment(gate)
+			// The creator makes the bucket and the user the service reads with.
+			for (const name of ['S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'])
+				expect({ name, value: creatorEnv.get(name) }).toEqual({ name, value: gateEnv.get(name) ?? 'unset' })
+			expect(creatorEnv.get('MINIO_URL')).toBe(gateEnv.get('S3_ENDPOINT') ?? 'unset')
+			expect(dependsOn(gate)).toEqual(
+				new Map([
+					['minio-create-bucket', 'service_completed_successfully'],
+					['redis', 'service_healthy'],
+				]),
+			)
+			// The user may read the bucket's objects and list the bucket (a missing file is then
+			// a 404, not a 403), and nothing else.
+			const bucket = gateEnv.get('S3_BUCKET') ?? ''
+			const policy = dict(await Bun.file(policyMount.source).json(), 'read-policy.json')
+			const statements = list(policy.Statement, 'Statement').map((st, i) => dict(st, `Statement[${i}]`))
+			expect(
+				statements.map((st) => ({
+					effect: st.Effect,
+					actions: strings(st.Action, 'Action'),
+					resources: strings(st.Resource, 'Resource'),
+				})),
+			).toEqual([
+				{ effect: 'Allow', actions: ['s3:GetObject'], resources: [`arn:aws:s3:::${bucket}/*`] },
+				{ effect: 'Allow', actions: ['s3:ListBucket'], resources: [`arn:aws:s3:::${bucket}`] },
+			])
+
+			// The service's own configuration reads that environment as files in the bucket: the
+			// empty STORAGE_DIR counts as unset, so it does not conflict with S3_BUCKET.
+			const config = loadConfig(
+				Object.fromEntries([...gateEnv].flatMap(([key, value]) => (value === null ? [] : [[key, value]]))),
+			)
+			expect(config.storage).toEqual({
+				kind: 'bucket',
+				bucket: 'download-gate',
+				endpoint: 'http://minio:9000',
+				region: 'us-east-1',
+				accessKeyId: 'download-gate',
+				secretAccessKey: 'download-gate-local-only',
+				prefix: '',
+				virtualHostedStyle: false,
+				redirectTtlS: null,
+			})
 		},
 	)
 

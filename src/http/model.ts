@@ -24,6 +24,19 @@ export const StoreUnavailable = withHeaders(
 	{ 'retry-after': t.String({ description: 'Seconds' }) },
 )
 
+/**
+ * 503 of the routes that also need the file storage (issuing checks the file, downloading reads
+ * it): the token store, or a bucket, did not answer. Nothing is charged either way.
+ */
+export const StoreOrStorageUnavailable = withHeaders(
+	errorBody(
+		['store_unavailable', 'storage_unavailable'],
+		'The token store (Redis) did not answer (store_unavailable), or the file storage could not be used: a bucket unreachable, slower than its timeout, refusing the credentials, or a file replaced twice while it was being read (storage_unavailable). Nothing is charged; retry after Retry-After',
+		'The token store is unavailable; try again shortly.',
+	),
+	{ 'retry-after': t.String({ description: 'Seconds' }) },
+)
+
 /** 429 with Retry-After. */
 export const RateLimited = withHeaders(
 	errorBody(['rate_limited'], 'Too many requests', 'Too many requests; retry in 42 s.'),

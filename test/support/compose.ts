@@ -8,7 +8,7 @@ import { type RunResult, repoPath, run } from './tools'
 // what it prints, in either of the forms it prints them.
 
 /** The profiles of docker-compose.yml. */
-export const PROFILES = ['monitoring', 'cluster', 'sentinel'] as const
+export const PROFILES = ['monitoring', 'cluster', 'sentinel', 's3'] as const
 export type Profile = (typeof PROFILES)[number]
 
 /** The outcome of `docker-compose config`, with its services parsed when it succeeded (else none). */

@@ -6,6 +6,7 @@ import type { Clock } from '../../src/clock'
 import { type Config, type Env, loadConfig } from '../../src/config'
 import { createDeps, type Deps, type DepsOverrides } from '../../src/deps'
 import { createLogger, type Logger } from '../../src/log'
+import type { BucketTarget } from './s3-server'
 
 /** The repository's root (where package.json is): the working directory of the service as deployed. */
 export const REPO_ROOT = join(import.meta.dir, '..', '..')
@@ -42,13 +43,14 @@ export interface TestApp {
 	readonly deps: Deps
 	readonly config: Config
 	readonly clock: FakeClock
+	/** The temporary STORAGE_DIR; '' when files live in a bucket (`makeTestApp({ bucket })`). */
 	readonly storageDir: string
 	readonly logLines: string[]
 	/** Base URL of the real listening server (every test goes through Bun's HTTP layer). */
 	readonly baseUrl: string
 	/** Sends a request to the listening server. */
 	request(path: string, init?: RequestInit): Promise<Response>
-	/** Writes a file into storage and returns its bytes. */
+	/** Writes a file into storage (the directory, or the bucket's object of it) and returns its bytes. */
 	putFile(userId: string, filename: string, content: Uint8Array<ArrayBuffer> | string): Promise<Uint8Array<ArrayBuffer>>
 	/** Issues a token through the API (ISSUE_AUTH none or the test key). */
 	issue(userId: string, filename: string, query?: string): Promise<IssueBody>
@@ -113,15 +115,30 @@ export async function makeTestApp(
 		webhookTuning?: DepsOverrides['webhookTuning']
 		/** The webhook consumer name's worker index (default 0): instances on one host sharing a stream need distinct ones. */
 		workerIndex?: number
+		/**
+		 * Files live in this bucket (S3_BUCKET, S3_ENDPOINT, S3_REGION and the
+		 * credentials set from it; `env` may add S3_PREFIX, S3_REDIRECT, …)
+		 * instead of a temporary STORAGE_DIR.
+		 */
+		bucket?: BucketTarget
 	} = {},
 ): Promise<TestApp> {
-	const storageDir = await mkdtemp(join(tmpdir(), 'dlg-storage-'))
+	const bucket = options.bucket
+	const storageDir = bucket ? '' : await mkdtemp(join(tmpdir(), 'dlg-storage-'))
 	const store = options.store ?? 'redis'
 	const redisUrl = process.env.TEST_REDIS_URL
 	if (store === 'redis' && !redisUrl) throw new Error('TEST_REDIS_URL is not set: is test/setup.ts preloaded?')
 	const config = loadConfig({
 		JWT_SECRET: TEST_SECRET,
-		STORAGE_DIR: storageDir,
+		...(bucket
+			? {
+					S3_BUCKET: bucket.bucket,
+					S3_ENDPOINT: bucket.endpoint,
+					S3_REGION: bucket.region,
+					S3_ACCESS_KEY_ID: bucket.accessKeyId,
+					S3_SECRET_ACCESS_KEY: bucket.secretAccessKey,
+				}
+			: { STORAGE_DIR: storageDir }),
 		LOG_LEVEL: 'silent',
 		REDIS_KEY_PREFIX: uniquePrefix(),
 		...(store === 'redis' ? { REDIS_URL: redisUrl } : {}),
@@ -152,6 +169,10 @@ export async function makeTestApp(
 		request: (path, init) => fetch(`${baseUrl}${path}`, init),
 		async putFile(userId, filename, content) {
 			const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content
+			if (bucket && config.storage.kind === 'bucket') {
+				await bucket.put(`${config.storage.prefix}${userId}/${filename}`, bytes)
+				return bytes
+			}
 			await mkdir(join(storageDir, userId), { recursive: true })
 			await writeFile(join(storageDir, userId, filename), bytes)
 			return bytes
@@ -167,7 +188,7 @@ export async function makeTestApp(
 		async close() {
 			await app.stop(true)
 			await deps.close()
-			await rm(storageDir, { recursive: true, force: true })
+			if (storageDir !== '') await rm(storageDir, { recursive: true, force: true })
 			assertNoInternalErrors(lines, options.allowInternalErrors === true)
 		},
 	}

@@ -4,8 +4,9 @@ import { join } from 'node:path'
 import { REPO_ROOT } from './helpers'
 
 // The real tools the deployment files are checked with (docker-compose,
-// promtool, python3-docker, redis-server, redis-cli). A missing tool fails the
-// test that needs it, naming the package `.ci/run` installs it from.
+// promtool, python3-docker, redis-server, redis-cli), and the download clients
+// the bucket suites drive (curl, aria2c, wget, ffmpeg/ffprobe). A missing tool
+// fails the test that needs it, naming the package `.ci/run` installs it from.
 
 /** The repository root with symlinks resolved, as the tools print paths. */
 export const ROOT = await realpath(REPO_ROOT)
@@ -28,6 +29,10 @@ const INSTALL_HINT: Readonly<Record<string, string>> = {
 	'redis-server': 'apt-get install redis-server',
 	'redis-cli': 'apt-get install redis-tools',
 	'/usr/bin/python3': 'apt-get install python3-docker',
+	aria2c: 'apt-get install aria2',
+	wget: 'apt-get install wget',
+	ffmpeg: 'apt-get install ffmpeg',
+	ffprobe: 'apt-get install ffmpeg',
 }
 
 /** The path of `tool`; throws naming the package `.ci/run` installs it from when it is missing. */

@@ -1,6 +1,6 @@
 import { withHeaders } from '@elysiajs/openapi'
 import { t } from 'elysia'
-import { BinaryFile, errorBody, Filename, StoreUnavailable, UserId } from '../../http/model'
+import { BinaryFile, errorBody, Filename, StoreOrStorageUnavailable, UserId } from '../../http/model'
 
 const FILE_HEADERS = {
 	'content-type': t.String({
@@ -63,7 +63,11 @@ export const downloadsModel = {
 				),
 			},
 		),
-		404: errorBody(['file_not_found'], 'No such regular file inside STORAGE_DIR', 'No such file for this user.'),
+		404: errorBody(
+			['file_not_found'],
+			'No such regular file inside STORAGE_DIR (or object in S3_BUCKET)',
+			'No such file for this user.',
+		),
 		416: withHeaders(
 			errorBody(
 				['range_not_satisfiable'],
@@ -80,6 +84,6 @@ export const downloadsModel = {
 			),
 			{ 'retry-after': t.String({ description: 'Seconds to wait' }) },
 		),
-		503: StoreUnavailable,
+		503: StoreOrStorageUnavailable,
 	},
 }

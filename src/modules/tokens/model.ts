@@ -1,5 +1,13 @@
 import { t } from 'elysia'
-import { errorBody, Filename, Forbidden, RateLimited, StoreUnavailable, Unauthorized, UserId } from '../../http/model'
+import {
+	errorBody,
+	Filename,
+	Forbidden,
+	RateLimited,
+	StoreOrStorageUnavailable,
+	Unauthorized,
+	UserId,
+} from '../../http/model'
 import { DIGITS, type QueryRule } from '../../http/strict-query'
 import { IP_ERROR, IP_PATTERN, MAX_RATE, MIN_RATE, NOT_BEFORE_ERROR, NOT_BEFORE_PATTERN, RATE_ERROR } from './policy'
 
@@ -126,7 +134,7 @@ export function tokensModel(limits: { defaultTtlS: number; maxTtlS: number }) {
 			403: Forbidden,
 			404: errorBody(['file_not_found'], 'The file does not exist for this user', 'No such file for this user.'),
 			429: RateLimited,
-			503: StoreUnavailable,
+			503: StoreOrStorageUnavailable,
 		},
 	}
 }

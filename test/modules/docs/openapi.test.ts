@@ -17,7 +17,7 @@ type Operation = {
 const ROUTES: [string, string, string[]][] = [
 	['get', '/api/get-download-token/{user_id}/{filename}', ['200', '400', '401', '403', '404', '429', '503']],
 	['get', '/api/download/{user_id}/{filename}', ['200', '206', '304', '400', '401', '403', '404', '416', '429', '503']],
-	['head', '/api/download/{user_id}/{filename}', ['200', '206', '304', '401', '403', '404']],
+	['head', '/api/download/{user_id}/{filename}', ['200', '206', '304', '401', '403', '404', '503']],
 	['post', '/api/tokens/revoke', ['200', '400', '503']],
 	['get', '/api/users/{user_id}/tokens', ['200', '400', '401', '403', '503']],
 	['delete', '/api/users/{user_id}/tokens/{jti}', ['204', '401', '403', '404', '503']],
@@ -126,6 +126,7 @@ describe('the OpenAPI document', () => {
 			'file_not_found',
 			'rate_limited',
 			'store_unavailable',
+			'storage_unavailable',
 			'missing_token',
 			'invalid_token',
 			'token_expired',
@@ -134,6 +135,29 @@ describe('the OpenAPI document', () => {
 			'token_used_up',
 		])
 			expect(codes).toContain(code)
+	})
+
+	test.each([
+		['get', '/api/get-download-token/{user_id}/{filename}'],
+		['get', '/api/download/{user_id}/{filename}'],
+		['head', '/api/download/{user_id}/{filename}'],
+	])('%s %s: 503 is the store or the file storage (a bucket), with Retry-After', (method, path) => {
+		const unavailable = op(method, path).responses['503'] as
+			| { description: string; headers?: Json; content?: Record<string, { schema: Json }> }
+			| undefined
+		const schema = unavailable?.content?.['application/json']?.schema as
+			| { properties?: { error?: { enum?: string[] } } }
+			| undefined
+		expect(schema?.properties?.error?.enum).toEqual(['store_unavailable', 'storage_unavailable'])
+		expect(Object.keys(unavailable?.headers ?? {})).toEqual(['retry-after'])
+		expect(unavailable?.description).toContain('storage_unavailable')
+	})
+
+	test('routes that never touch the file storage keep 503 to the store alone', () => {
+		const revoke = op('post', '/api/tokens/revoke').responses['503']?.content?.['application/json']?.schema as
+			| { properties?: { error?: { enum?: string[] } } }
+			| undefined
+		expect(revoke?.properties?.error?.enum).toEqual(['store_unavailable'])
 	})
 
 	test('parameters carry their constraints', () => {
