@@ -171,6 +171,15 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 		return { size, etag, mtimeMs }
 	}
 
+	/** The remembered version of `key`, else what a HEAD finds (then remembered from now on). */
+	async function versionOf(key: string): Promise<Version | null> {
+		const known = remembered(key)
+		if (known !== null) return known
+		const found = await head(key)
+		if (found !== null) remember(key, found)
+		return found
+	}
+
 	const bucket: Bucket = {
 		async getRange(object, start, end) {
 			if (
@@ -218,16 +227,15 @@ export function createBucketStorage(options: BucketStorageOptions): Storage {
 
 		async open(userId, filename) {
 			const key = keyOf(userId, filename)
-			if (key === null) return null
-			const found = remembered(key) ?? (await head(key))
-			if (found === null) return null
-			remember(key, found)
-			return new BucketObject(bucket, key, found.size, found.etag, found.mtimeMs)
+			const found = key === null ? null : await versionOf(key)
+			return key === null || found === null
+				? null
+				: new BucketObject(bucket, key, found.size, found.etag, found.mtimeMs)
 		},
 
 		async size(userId, filename) {
 			const key = keyOf(userId, filename)
-			return key === null ? null : ((await head(key))?.size ?? null)
+			return key === null ? null : ((await versionOf(key))?.size ?? null)
 		},
 
 		async check() {

@@ -81,7 +81,8 @@ beforeAll(async () => {
 	proxy = await startBucketProxy(server.port)
 	t = await makeTestApp({
 		bucket: { ...server, endpoint: proxy.endpoint },
-		env: { ...QUIET_LIMITS, RESUME_ALLOWANCE: String(ALLOWANCE) },
+		// Each request checks the object afresh (one HEAD): the faults below land between that check and the read.
+		env: { ...QUIET_LIMITS, RESUME_ALLOWANCE: String(ALLOWANCE), OPEN_FILE_CACHE_VALID: '0' },
 	})
 	records = recordReader(t.config.redisKeyPrefix)
 })

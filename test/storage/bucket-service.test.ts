@@ -40,7 +40,12 @@ const settledBudget = (userId: string, jti: string) =>
 beforeAll(async () => {
 	server = await startS3Server()
 	proxy = await startBucketProxy(server.port)
-	t = await makeTestApp({ bucket: { ...server, endpoint: proxy.endpoint }, env: { ...QUIET_LIMITS } })
+	// Every request checks the object afresh (one HEAD each), so the counts below are exact; the
+	// remembered version (OPEN_FILE_CACHE_VALID) has its own test at the end.
+	t = await makeTestApp({
+		bucket: { ...server, endpoint: proxy.endpoint },
+		env: { ...QUIET_LIMITS, OPEN_FILE_CACHE_VALID: '0' },
+	})
 	records = recordReader(t.config.redisKeyPrefix)
 	await t.putFile(USER, CLIP, clip)
 	await t.putFile(USER, UNICODE, tiny)
@@ -370,5 +375,37 @@ describe('S3_REDIRECT=unlimited', () => {
 		})
 		expect(res.status).toBe(200)
 		expect(res.headers.get('content-length')).toBe(String(clip.length))
+	})
+})
+
+describe('the remembered version (OPEN_FILE_CACHE_VALID, default 1 s)', () => {
+	let remembering: TestApp
+
+	beforeAll(async () => {
+		remembering = await makeTestApp({ bucket: { ...server, endpoint: proxy.endpoint }, env: { ...QUIET_LIMITS } })
+	})
+	afterAll(() => remembering.close())
+
+	test('downloads of one object within the window cost one HEAD; a version replaced meanwhile is refused by its ETag and checked afresh', async () => {
+		const name = 'remembered.mp4'
+		const first = randomBytesOf(96 * 1024)
+		const second = randomBytesOf(80 * 1024)
+		await remembering.putFile(USER, name, first)
+		const { token } = await remembering.issue(USER, name)
+		const before = proxy.requestsFor(`/${USER}/${name}`)
+		for (let i = 0; i < 3; i++) {
+			const res = await remembering.request(downloadPath(USER, name), { headers: bearer(token) })
+			expect(res.status).toBe(200)
+			expect(sha256(await res.arrayBuffer())).toBe(sha256(first))
+		}
+		// Issuance checked it (one HEAD) and remembered it: the three downloads only GET.
+		expect(proxy.requestsFor(`/${USER}/${name}`)).toEqual({ head: before.head, get: before.get + 3 })
+		await remembering.putFile(USER, name, second)
+		const after = await remembering.request(downloadPath(USER, name), { headers: bearer(token) })
+		expect(after.status).toBe(200)
+		expect(after.headers.get('etag')).not.toBe(null)
+		expect(sha256(await after.arrayBuffer())).toBe(sha256(second))
+		// The remembered ETag's GET found another version: forgotten, checked again (HEAD), read again.
+		expect(proxy.requestsFor(`/${USER}/${name}`)).toEqual({ head: before.head + 1, get: before.get + 5 })
 	})
 })
