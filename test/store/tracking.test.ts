@@ -112,6 +112,14 @@ describe('the per-process token cache never outlives Redis', () => {
 			20,
 		)
 		expect(remembered).toBe(true)
+		// The main connection (issuance, revocations) comes back too, on its own schedule after the hang.
+		const issuing = await pollUntil(
+			async () => (await a.request('/api/get-download-token/u/v.mp4')).status,
+			(s) => s === 200,
+			3000,
+			20,
+		)
+		expect(issuing).toBe(200)
 	})
 
 	test('a restart (records gone, connections dropped) forgets everything: never served from memory', async () => {
