@@ -1,40 +1,26 @@
-import { BoundedCache, stringBytes } from '../../bounded-cache'
 import type { Clock } from '../../clock'
-import {
-	AppError,
-	FileNotFoundError,
-	ForbiddenError,
-	StorageUnavailableError,
-	StoreUnavailableError,
-	TokenError,
-	TooManyDownloadsError,
-} from '../../errors'
-import { rangeMatcher } from '../../http/cidr'
-import { type ConditionalRequest, type Selection, selectRepresentation } from '../../http/conditional'
-import { contentDisposition } from '../../http/content-disposition'
-import { SINGLE_READ_BYTES } from '../../http/file-stream'
-import { contentTypeFor } from '../../http/mime'
+import { AppError, FileNotFoundError, StorageUnavailableError, StoreUnavailableError } from '../../errors'
+import { type ConditionalRequest, selectRepresentation } from '../../http/conditional'
 import type { Logger } from '../../log'
 import { errorFields } from '../../log'
-import { assertValidNames } from '../../storage/names'
-import { type CheckedFile, ObjectChangedError, type RangeReader, type Storage } from '../../storage/types'
+import { ObjectChangedError, type Storage } from '../../storage/types'
 import type { CancellationQueue } from '../../store/cancellations'
 import type { LeaseRequest, TakeResult, TokenStore } from '../../store/types'
 import type { EventWriter } from '../events/writer'
 import type { DownloadClaims, DownloadTokenCodec } from '../tokens/download-token'
-import { bodyLength, type DownloadPlan, type PlannedBody, rangeOf } from './plan'
+import { createBindingChecks, type PresentedRequest } from './binding'
+import { type BodyRules, bodyFor } from './body'
+import { createBodyEvents } from './body-events'
+import { bodyLength, type DownloadPlan, rangeOf } from './plan'
 import type { BodyEnd } from './response'
 import type { SlotKeeper } from './slots'
+import { refusalOf } from './store-answers'
 
 export type { DownloadPlan } from './plan'
 
-export interface DownloadRequest {
-	readonly token: string | null
-	readonly userId: string
-	readonly filename: string
+/** One download request, as the service sees it (the client's address per `TRUST_PROXY`). */
+export interface DownloadRequest extends PresentedRequest {
 	readonly conditional: ConditionalRequest
-	/** The client's address (per `TRUST_PROXY`), asked only for a token bound to address ranges. */
-	readonly clientAddress: () => string
 	/** Carried into the service's log lines about this request. */
 	readonly requestId?: string
 	/**
@@ -104,28 +90,8 @@ const processTag = crypto.randomUUID().slice(0, 8)
 let reservationCounter = 0
 const newReservation = () => `${processTag}${(reservationCounter++).toString(36)}`
 
-const revoked = () => new TokenError('token_revoked', 'This download token has been revoked or is no longer valid.')
-const boundElsewhere = () => new TokenError('invalid_token', "This token's record names another file.")
 const changedTwice = (cause: unknown) =>
 	new StorageUnavailableError(cause, 'The file changed twice while it was being sent; try again.')
-
-/** All `length` bytes of a range reader, as one blob; rejects (the reader cancelled) when it fails or ends early. */
-async function readWhole(reader: RangeReader, length: number): Promise<Blob> {
-	const bytes = new Uint8Array(length)
-	let at = 0
-	try {
-		while (at < length) {
-			const chunk = await reader.read(length - at)
-			if (chunk === null) throw new Error(`the source ended ${length - at} bytes early`)
-			bytes.set(chunk, at)
-			at += chunk.length
-		}
-	} catch (err) {
-		reader.cancel()
-		throw err
-	}
-	return new Blob([bytes])
-}
 
 /** Builds the download service; it never sees an HTTP request. */
 export function createDownloadService(deps: DownloadServiceDeps): DownloadService {
@@ -134,53 +100,15 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 	const graceS = deps.graceS ?? 0
 	const slots = deps.slots && deps.slots.limit > 0 ? deps.slots : null
 	const events = deps.events ?? null
+	const bodyEvents = events === null ? null : createBodyEvents(events)
+	const rules: BodyRules = { redirectTtlS, slotsHeld: slots !== null }
 
-	// Revocation is final until the token expires (and expiry is checked before
-	// this), so a jti the store once reported revoked is refused here without
-	// asking again: a leaked link scraped after revocation costs no round trip.
-	// Missing and used-up are not final (a restored store, bytes given back).
-	const revokedCacheBytes = deps.revokedCacheBytes ?? 1024 * 1024
-	const knownRevoked = new BoundedCache<true>(revokedCacheBytes, (key) => stringBytes(key))
-	const revokedKey = (claims: DownloadClaims) => `${claims.user_id}\0${claims.jti}`
+	const { presented, bound, rememberRevoked } = createBindingChecks(deps.revokedCacheBytes ?? 1024 * 1024)
 
-	// A token's ranges are parsed once per process, not once per request; bounded like every cache here.
-	const matchers = new BoundedCache<(client: string) => boolean>(256 * 1024, (key) => stringBytes(key) + 256)
-	function matcherOf(cidr: readonly string[]): (client: string) => boolean {
-		const key = cidr.join(',')
-		let matcher = matchers.get(key)
-		if (matcher === undefined) {
-			matcher = rangeMatcher(cidr)
-			matchers.set(key, matcher)
-		}
-		return matcher
-	}
-
-	// Refusals the store's answer decides (checks 3 within the grace, 5, 7 and 8), in the
-	// order of docs/contract.md §3.2; null when the record allows the request.
+	// The store's refusal of a take; a revocation is remembered (final until the token expires).
 	function storeRefusal(claims: DownloadClaims, taken: TakeResult, length: number): AppError | null {
-		switch (taken.status) {
-			case 'revoked':
-				if (revokedCacheBytes > 0) knownRevoked.set(revokedKey(claims), true)
-				return revoked()
-			case 'missing':
-				return revoked()
-			case 'mismatch':
-				return boundElsewhere()
-			case 'expired':
-				return new TokenError('token_expired', 'The download token has expired; ask for a new one.')
-			case 'used_up':
-				return new TokenError(
-					'token_used_up',
-					`This token's downloads are used up (${taken.bytesLeft} of the ${length} bytes asked for remain).`,
-				)
-			case 'too_many_downloads':
-				return new TooManyDownloadsError(slots?.limit ?? 0, taken.retryAfterS)
-			// Only a request that already failed has its reservation cancelled; this one has not.
-			case 'cancelled':
-				return new StoreUnavailableError()
-			default:
-				return null
-		}
+		if (taken.status === 'revoked') rememberRevoked(claims)
+		return refusalOf(taken, length, slots?.limit ?? 0)
 	}
 
 	/** What a body asks of the store besides its bytes. */
@@ -218,71 +146,6 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		}
 	}
 
-	// Checks 1 and 4, and a remembered revocation: the same whether the rest is known or asked.
-	function presented(request: DownloadRequest): string {
-		assertValidNames(request.userId, request.filename)
-		if (request.token === null) throw new TokenError('missing_token', 'A download token is required.')
-		return request.token
-	}
-	function bound(claims: DownloadClaims, request: DownloadRequest): DownloadClaims {
-		let refusal: AppError | null = null
-		if (claims.action !== 'download' || claims.user_id !== request.userId || claims.filename !== request.filename)
-			refusal = new ForbiddenError('token_mismatch', 'This token was not issued for this user and file.')
-		else if (claims.cidr !== undefined && !matcherOf(claims.cidr)(request.clientAddress()))
-			refusal = new ForbiddenError('ip_not_allowed', 'This token may not be used from this address.')
-		// The size test spares the happy path a key string while nothing is remembered.
-		else if (knownRevoked.size > 0 && knownRevoked.has(revokedKey(claims))) refusal = revoked()
-		if (refusal === null) return claims
-		// These tokens are authentic: the download.denied event names the one refused (a link used elsewhere).
-		refusal.jti = claims.jti
-		throw refusal
-	}
-
-	/**
-	 * How the body goes out. Zero-copy where the storage has it and nothing
-	 * needs to see the bytes go: a budgeted body larger than one write is
-	 * counted, so a broken connection can give back what was never written; a
-	 * paced one is paced; one holding a download slot must say when it ends. A
-	 * deliberate 200 to a Range request (If-Range failed, an unparsable range)
-	 * is streamed, since Bun answers a Range request itself for a whole-file body.
-	 */
-	function bodyFor(
-		file: CheckedFile,
-		claims: DownloadClaims,
-		selection: Selection,
-		method: 'GET' | 'HEAD',
-		budgeted: boolean,
-		zeroCopy: boolean,
-	): PlannedBody | Promise<PlannedBody> {
-		const { filename } = claims
-		if (method === 'HEAD' || selection.kind === 'not-modified' || selection.kind === 'unsatisfiable')
-			return { kind: 'none' }
-		const { start, end } = rangeOf(selection, file.size)
-		// Budgeted bytes must be counted here, and paced ones paced here: only the others may leave for a presigned URL.
-		if (!budgeted && claims.rate === undefined && redirectTtlS !== null) {
-			const url = file.presignedUrl(redirectTtlS, contentDisposition(filename), contentTypeFor(filename))
-			if (url !== null) return { kind: 'redirect', url }
-		}
-		const counted = (budgeted && end - start > SINGLE_READ_BYTES) || slots !== null || claims.rate !== undefined
-		const ignoredRange = selection.kind === 'full' && selection.rangeIgnored
-		if (zeroCopy && !counted && !ignoredRange) {
-			const blob = file.zeroCopy(start, end)
-			if (blob !== null) return { kind: 'zero-copy', blob }
-		}
-		const reader = file.openRange(start, end)
-		// A short body from a storage without zero-copy (a bucket) is read whole and handed over as one
-		// blob, as a disk's would be: Bun sends every stream body chunked, without its Content-Length
-		// (oven-sh/bun#10507, README "Uses are whole downloads"), and players probe with tiny ranges.
-		if (!counted && !ignoredRange && end - start <= SINGLE_READ_BYTES)
-			return Promise.resolve(reader).then(async (r): Promise<PlannedBody> => {
-				const blob = await readWhole(r, end - start)
-				return { kind: 'zero-copy', blob }
-			})
-		return reader instanceof Promise
-			? reader.then((r): PlannedBody => ({ kind: 'stream', reader: r }))
-			: { kind: 'stream', reader }
-	}
-
 	/** One attempt of the checks from the file onwards (6, 7, 8) and the body's start. */
 	async function attempt(claims: DownloadClaims, request: DownloadRequest): Promise<DownloadPlan> {
 		const file = await storage.open(request.userId, request.filename)
@@ -313,14 +176,14 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 				lease = asked.lease.id
 				slots.keeper.hold(claims.user_id, lease)
 			}
-			const body = await bodyFor(
+			const body = await bodyFor(rules, {
 				file,
 				claims,
 				selection,
-				request.conditional.method,
+				method: request.conditional.method,
 				budgeted,
-				request.zeroCopy !== false,
-			)
+				zeroCopy: request.zeroCopy !== false,
+			})
 			return { claims, file, selection, body, budgeted, reservation, lease, requestId: request.requestId }
 		} catch (err) {
 			file.close()
@@ -330,34 +193,6 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			throw err
 		}
 	}
-
-	/** An unlimited token's body event (a budgeted one's is written by the store, in the step that counts it). */
-	function bodyEvent(
-		plan: DownloadPlan,
-		type: 'download.started' | 'download.completed' | 'download.broken',
-		extra: Record<string, unknown> = {},
-	) {
-		if (events === null || plan.budgeted) return
-		const { claims, file, selection } = plan
-		const { start, end } = rangeOf(selection, file.size)
-		events.emit(type, {
-			jti: claims.jti,
-			user_id: claims.user_id,
-			filename: claims.filename,
-			size: file.size,
-			range: `${start}-${end - 1}`,
-			...extra,
-			request_id: plan.requestId,
-		})
-	}
-	/** Unlimited tokens' bodies report events when they begin at the first byte: the start of a copy. */
-	const reportsEvents = (plan: DownloadPlan) =>
-		events !== null &&
-		!plan.budgeted &&
-		plan.body.kind !== 'none' &&
-		rangeOf(plan.selection, plan.file.size).start === 0
-	/** Only a body of the whole file completes a copy: a player's `bytes=0-1` probe is no download. */
-	const wholeFile = (plan: DownloadPlan) => rangeOf(plan.selection, plan.file.size).end === plan.file.size
 
 	return {
 		prepareKnown(request) {
@@ -372,7 +207,14 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 			// A missing file is answered by the full path, which asks the store first (docs/contract.md §3.2 order).
 			if (!file) return null
 			const selection = selectRepresentation(request.conditional, file)
-			const body = bodyFor(file, claims, selection, request.conditional.method, false, request.zeroCopy !== false)
+			const body = bodyFor(rules, {
+				file,
+				claims,
+				selection,
+				method: request.conditional.method,
+				budgeted: false,
+				zeroCopy: request.zeroCopy !== false,
+			})
 			if (body instanceof Promise) {
 				// Only a storage that answers at once gets here; anything that waits goes through prepare.
 				file.close()
@@ -420,25 +262,13 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 		},
 
 		started(plan, signal) {
-			if (!reportsEvents(plan)) return
-			bodyEvent(plan, 'download.started')
-			// A zero-copy body ends for the service when it is handed over: the runtime reports a client
-			// that leaves before the last byte through the request's signal, and nothing when all was sent.
-			if (plan.body.kind === 'zero-copy') {
-				if (wholeFile(plan)) bodyEvent(plan, 'download.completed', { handed_over: true })
-				signal.addEventListener('abort', () => bodyEvent(plan, 'download.broken', { bytes_written: null }), {
-					once: true,
-				})
-			}
+			bodyEvents?.started(plan, signal)
 		},
 
 		async finish(plan, end) {
 			const { claims } = plan
 			if (plan.lease !== null && slots) void slots.keeper.release(claims.user_id, plan.lease)
-			if (reportsEvents(plan) && plan.body.kind !== 'zero-copy') {
-				if (!end.complete) bodyEvent(plan, 'download.broken', { bytes_written: end.written })
-				else if (wholeFile(plan)) bodyEvent(plan, 'download.completed')
-			}
+			bodyEvents?.ended(plan, end)
 			if (!plan.budgeted || plan.reservation === null) return 0
 			try {
 				return await store.settle(claims.user_id, claims.jti, plan.reservation, end.written, !end.complete, {
