@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { parseCommandLine, USAGE, UsageError } from '../../src/cli/args'
-import { API_KEY, bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
+import { API_KEY, bearer, downloadPath, makeTestApp, REPO_ROOT, type TestApp } from '../support/helpers'
 
 // The CLI is tested as a user runs it: its package.json entry as a child process, against a real
 // service (or, to see the exact bytes it sends and how it reads answers, a stand-in on a real port).
 
-const ROOT = new URL('..', import.meta.url).pathname
-const packageJson = (await Bun.file(new URL('../package.json', import.meta.url)).json()) as {
+const ROOT = REPO_ROOT
+const packageJson = (await Bun.file(`${REPO_ROOT}/package.json`).json()) as {
 	bin: Record<string, string>
 	scripts: Record<string, string>
 }
