@@ -328,6 +328,19 @@ end
 return {'revoked', {fresh, known, unpack(revoked)}, EVENTS}
 `
 
+/**
+ * The listing fields of the records KEYS[1…] (f i e m b r n p q each, false
+ * where absent), in one flat reply: one command per chunk of a page instead of one per token.
+ */
+export const PAGE = `
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'f', 'i', 'e', 'm', 'b', 'r', 'n', 'p', 'q')
+  for k = 1, 9 do out[#out + 1] = v[k] end
+end
+return out
+`
+
 /** Drops a bounded number of expired entries from a user's listing indexes. KEYS: ue, ul. ARGV: now, at most. */
 export const PRUNE = `
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))

@@ -2,7 +2,7 @@ import type { ChainableCommander } from 'ioredis'
 import type { Clock } from '../clock'
 import { StoreUnavailableError } from '../errors'
 import { type EventEntry, newEventIdBase, type StoreEvents } from './events'
-import { CANCEL, CREATE, PRUNE, REVOKE, SETTLE, TAKE } from './redis-scripts'
+import { CANCEL, CREATE, PAGE, PRUNE, REVOKE, SETTLE, TAKE } from './redis-scripts'
 import { defineScripts, type RedisClient, type Script, toInt } from './scripts'
 import type { TrackedCache } from './tracking'
 import {
@@ -109,6 +109,14 @@ const BARRIER_TIMEOUT_MS = 500
 const REVOKE_BATCH = 25
 /** Expired listing entries one step drops. */
 const PRUNE_BATCH = 200
+/**
+ * Records one command of a listing page reads. A command per token (a
+ * pipeline of HMGETs) left ~0.5 MB of client objects per page of 1,000; a
+ * script per 100 leaves a tenth of it and holds Redis well under a millisecond.
+ */
+const PAGE_CHUNK = 100
+/** The record fields a listing shows, in the order `PAGE` answers them. */
+const PAGE_FIELDS = 9
 
 /** The field of a reservation in the token's record. */
 const reservationField = (reservation: string) => `v:${reservation}`
@@ -142,6 +150,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		cancel: { lua: CANCEL },
 		revoke: { lua: REVOKE },
 		prune: { numberOfKeys: 2, lua: PRUNE },
+		page: { lua: PAGE },
 	}
 	const scripts = defineScripts(client, definitions)
 	// Takes go through the tracked connection when there is a cache, so their reads can fill it;
@@ -433,20 +442,28 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 				),
 			)
 			if (members.length === 0) return { tokens: [], next: null }
-			const rows = await guard(async () => {
-				const pipeline = client.pipeline()
-				for (const m of members)
-					pipeline.hmget(tokenKey(userId, m.slice(13)), 'f', 'i', 'e', 'm', 'b', 'r', 'n', 'p', 'q')
-				return (await pipeline.exec()) ?? []
-			})
+			const chunks: string[][] = []
+			for (let from = 0; from < members.length; from += PAGE_CHUNK) chunks.push(members.slice(from, from + PAGE_CHUNK))
+			const replies = await guard(() =>
+				Promise.all(
+					chunks.map((chunk) =>
+						scripts.page.run(
+							chunk.map((m) => tokenKey(userId, m.slice(13))),
+							[],
+						),
+					),
+				),
+			)
+			const fields = replies.flatMap((reply) => (Array.isArray(reply) ? (reply as (string | null)[]) : []))
+			if (fields.length !== members.length * PAGE_FIELDS)
+				throw new StoreUnavailableError(new Error(`unexpected page reply of ${fields.length} fields`))
 			const now = nowS()
 			const tokens: TokenInfo[] = []
-			rows.forEach(([err, value], n) => {
-				if (err) throw new StoreUnavailableError(err)
-				const [f, i, e, m, b, r, nbf, cidr, rate] = value as (string | null)[]
-				const jti = members[n]?.slice(13)
+			members.forEach((member, n) => {
+				const [f, i, e, m, b, r, nbf, cidr, rate] = fields.slice(n * PAGE_FIELDS, (n + 1) * PAGE_FIELDS)
+				const jti = member.slice(13)
 				// Revoked, expired and used-up tokens are not live.
-				if (jti === undefined || f == null || e == null || r != null || Number(e) <= now || b === '0') return
+				if (f == null || e == null || r != null || Number(e) <= now || b === '0') return
 				tokens.push({
 					jti,
 					filename: f,

@@ -57,7 +57,7 @@ describe('GET /api/users/:user_id/tokens, paged (redis store)', () => {
 	beforeAll(async () => {
 		t = await makeTestApp({ env: { API_KEYS: API_KEY, RATE_LIMIT_ISSUE: '100000/min' } })
 		pager = newestFirst((await seed('pager')).records)
-	})
+	}, 30_000)
 	afterAll(() => t.close())
 
 	test('2,500 live tokens in pages of 100: each exactly once, newest first; next_cursor null on the last page', async () => {
