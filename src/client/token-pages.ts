@@ -42,17 +42,20 @@ export interface TokenPagesOptions {
 	readonly requestInit?: () => RequestInit
 }
 
-const isPage = (data: unknown): data is TokenList =>
-	typeof data === 'object' &&
-	data !== null &&
-	Array.isArray((data as { tokens?: unknown }).tokens) &&
-	(typeof (data as { next_cursor?: unknown }).next_cursor === 'string' ||
-		(data as { next_cursor?: unknown }).next_cursor === null)
+/** A page's body, as a service before paging sent it too: then without `next_cursor`, every token in one page. */
+type PageBody = Omit<TokenList, 'next_cursor'> & { readonly next_cursor?: string | null }
+
+const isPage = (data: unknown): data is PageBody => {
+	if (typeof data !== 'object' || data === null) return false
+	const { tokens, next_cursor } = data as { tokens?: unknown; next_cursor?: unknown }
+	return Array.isArray(tokens) && (next_cursor === undefined || next_cursor === null || typeof next_cursor === 'string')
+}
 
 /**
  * Pages through `userId`'s live tokens, newest first, passing `limit` and each
  * `next_cursor` as the query; yields every page as it arrives and ends after
- * the one whose `next_cursor` is null. Pages stay consistent while tokens are
+ * the one whose `next_cursor` is null (or absent: a service from before paging
+ * answers every token at once). Pages stay consistent while tokens are
  * issued and revoked in between. Throws `ListingError`: the service's code for
  * an error answer (`invalid_request` for a bad limit or cursor, `unauthorized`,
  * `forbidden`, `store_unavailable`, …), `network_error` when no answer came,
@@ -94,9 +97,10 @@ export async function* tokenPages(
 			const refused = errorFromBody(status, text)
 			throw new ListingError(refused.code, status, refused.message)
 		}
-		const page: unknown = reply.data
-		if (!isPage(page))
+		const body: unknown = reply.data
+		if (!isPage(body))
 			throw new ListingError('unexpected_response', reply.status, `HTTP ${reply.status}: not a page of the listing`)
+		const page: TokenList = { ...body, next_cursor: body.next_cursor ?? null }
 		yield page
 		// A next_cursor that names the page just read would page for ever: no service of ours sends one.
 		if (page.next_cursor === null) return

@@ -126,7 +126,7 @@ describe('tokenPages', () => {
 		expect(err).toBe(reason)
 	})
 
-	test('answers that are not pages → unexpected_response; a cursor repeated is not followed for ever', async () => {
+	test('answers that are not pages → unexpected_response; a cursor repeated is not followed for ever; no next_cursor ends it', async () => {
 		let reply: () => Response = () => Response.json({ items: [] })
 		let requests = 0
 		const standIn = Bun.serve({
@@ -155,6 +155,14 @@ describe('tokenPages', () => {
 				message: 'the listing gave the same cursor twice',
 			})
 			expect(requests).toBe(2)
+
+			// A service from before paging sends no next_cursor: its one answer is the whole listing.
+			reply = () => Response.json({ tokens: [] })
+			requests = 0
+			const pages: unknown[] = []
+			for await (const page of tokenPages(other, 'u')) pages.push(page)
+			expect(pages).toEqual([{ tokens: [], next_cursor: null }])
+			expect(requests).toBe(1)
 		} finally {
 			standIn.stop(true)
 		}
