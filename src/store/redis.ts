@@ -429,7 +429,9 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 		async list(userId, page) {
 			if (page.after !== undefined && !POSITION_PATTERN.test(page.after)) throw new Error('not a listing position')
 			await prune(userId)
-			const members = await guard(() =>
+			// One member more than the page: whether another page follows is known now, so the
+			// last page (even a full one) says so and no client asks for an empty one.
+			const found = await guard(() =>
 				client.zrange(
 					byPositionKey(userId),
 					page.after === undefined ? '+' : `(${page.after}`,
@@ -438,9 +440,11 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 					'REV',
 					'LIMIT',
 					0,
-					page.limit,
+					page.limit + 1,
 				),
 			)
+			const more = found.length > page.limit
+			const members = more ? found.slice(0, page.limit) : found
 			if (members.length === 0) return { tokens: [], next: null }
 			const chunks: string[][] = []
 			for (let from = 0; from < members.length; from += PAGE_CHUNK) chunks.push(members.slice(from, from + PAGE_CHUNK))
@@ -478,7 +482,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 					},
 				})
 			})
-			return { tokens, next: members.length === page.limit ? (members.at(-1) ?? null) : null }
+			return { tokens, next: more ? (members.at(-1) ?? null) : null }
 		},
 
 		peek(userId, jti, filename) {
