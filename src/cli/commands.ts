@@ -1,4 +1,4 @@
-// The admin CLI's commands: each is one call of the typed client; its answer is printed and becomes the exit code.
+// The admin CLI's commands: each is a call of the typed client (list: one a page); its answer is printed and becomes the exit code.
 import { createClient, type DownloadGateClient, ListingError, tokenPages } from '../client'
 import { errorFromBody } from '../client/download-error'
 import { isRetryableStatus } from '../client/retry'
