@@ -10,7 +10,11 @@ export const USAGE = `Usage: download-gate <command> [arguments] [options]
 Commands:
   issue <user_id> <filename>        issue a download token (and print a curl line)
         [--ttl <s>] [--max-uses <n>]
-  list <user_id>                    list the user's live tokens
+  list <user_id>                    list the user's live tokens, newest first, a page at a time
+        [--limit <n>] [--cursor <c>] [--all]
+                                    --limit: tokens a page, 1-1000 (default 100)
+                                    --cursor: start after this next_cursor of an earlier page
+                                    --all: every page from there on, printed as each arrives
   revoke <user_id> <jti>            revoke one token
   revoke-all <user_id>              revoke all of the user's live tokens
   revoke-file <user_id> <filename>  revoke all live tokens for one file
@@ -20,7 +24,8 @@ Options (anywhere on the line; put -- before an argument that starts with -):
   --url <base>       service base URL (env DOWNLOAD_GATE_URL, else http://localhost:3000)
   --api-key <key>    sent as X-API-Key (env DOWNLOAD_GATE_API_KEY)
   --json             print the JSON response body on one line
-  --timeout <s>      request timeout in seconds (default 10)
+                     (list --all: one line per token, as each page arrives)
+  --timeout <s>      request timeout in seconds, per request (default 10)
   -h, --help         show this text
 
 Exit codes:
@@ -50,6 +55,12 @@ export interface Invocation {
 	readonly args: readonly string[]
 	readonly ttl: number | undefined
 	readonly maxUses: number | undefined
+	/** `list`: tokens per page; the service's default when absent. */
+	readonly limit: number | undefined
+	/** `list`: start after this `next_cursor`; the first page when absent. */
+	readonly cursor: string | undefined
+	/** `list`: every page from there on, not just one. */
+	readonly all: boolean
 	/** The service's base URL without a trailing slash. */
 	readonly baseUrl: string
 	readonly apiKey: string | undefined
@@ -94,6 +105,9 @@ export function parseCommandLine(
 	if (args.some((a) => a === '.' || a === '..')) throw new UsageError('an argument must not be . or ..')
 	if (name !== 'issue' && (values.ttl !== undefined || values['max-uses'] !== undefined))
 		throw new UsageError('--ttl and --max-uses only apply to issue')
+	if (name !== 'list' && (values.limit !== undefined || values.cursor !== undefined || values.all !== undefined))
+		throw new UsageError('--limit, --cursor and --all only apply to list')
+	if (values.cursor === '') throw new UsageError('--cursor must be a next_cursor, got ""')
 
 	const baseUrl = values.url ?? env.DOWNLOAD_GATE_URL ?? 'http://localhost:3000'
 	if (!URL.canParse(baseUrl) || !/^https?:$/.test(new URL(baseUrl).protocol))
@@ -107,6 +121,9 @@ export function parseCommandLine(
 		args,
 		ttl: positiveInt('--ttl', values.ttl),
 		maxUses: positiveInt('--max-uses', values['max-uses']),
+		limit: positiveInt('--limit', values.limit),
+		cursor: values.cursor,
+		all: values.all ?? false,
 		baseUrl: baseUrl.replace(/\/+$/, ''),
 		apiKey: values['api-key'] || env.DOWNLOAD_GATE_API_KEY || undefined,
 		json: values.json ?? false,
@@ -126,6 +143,9 @@ function parse(argv: readonly string[]) {
 			timeout: { type: 'string' },
 			ttl: { type: 'string' },
 			'max-uses': { type: 'string' },
+			limit: { type: 'string' },
+			cursor: { type: 'string' },
+			all: { type: 'boolean' },
 			help: { type: 'boolean', short: 'h' },
 		},
 	})

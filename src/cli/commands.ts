@@ -1,14 +1,16 @@
-// The admin CLI's commands: each is one call of the typed client; its answer is printed and becomes the exit code.
-import { createClient, type DownloadGateClient } from '../client'
+// The admin CLI's commands: each is a call of the typed client (list: one a page); its answer is printed and becomes the exit code.
+import { createClient, type DownloadGateClient, ListingError, tokenPages } from '../client'
 import { errorFromBody } from '../client/download-error'
 import { isRetryableStatus } from '../client/retry'
-import { EXIT, type Invocation, parseCommandLine, USAGE, UsageError } from './args'
+import { type Command, EXIT, type Invocation, parseCommandLine, USAGE, UsageError } from './args'
 import {
 	type CliError,
 	failureLines,
 	formatIssued,
+	formatListedCount,
+	formatPage,
 	formatRevokedCount,
-	formatTokens,
+	formatStreamedPage,
 	formatUsageError,
 	successLine,
 } from './format'
@@ -44,18 +46,21 @@ function revokedOne(reply: EdenReply<unknown>, text: string): Outcome {
 }
 
 /** Makes the invocation's typed call on `client`, with `init` (the timeout's signal) for its fetch. */
-async function send(client: DownloadGateClient, inv: Invocation, init: RequestInit): Promise<Outcome> {
+async function send(
+	client: DownloadGateClient,
+	inv: Invocation,
+	command: Exclude<Command, 'list'>,
+	init: RequestInit,
+): Promise<Outcome> {
 	// createClient leaves path parameters as given: encode each (a filename may hold '/', '#', '%', …).
 	const [userId = '', second = ''] = inv.args.map(encodeURIComponent)
 	const user = client.api.users({ user_id: userId })
-	switch (inv.command) {
+	switch (command) {
 		case 'issue': {
 			const route = client.api['get-download-token']({ user_id: userId })({ filename: second })
 			// Eden builds the query string, leaving out undefined values.
 			return answered(await route.get({ query: { ttl: inv.ttl, max_uses: inv.maxUses }, fetch: init }), formatIssued)
 		}
-		case 'list':
-			return answered(await user.tokens.get({ fetch: init }), (body) => formatTokens(body.tokens))
 		case 'revoke':
 			return revokedOne(await user.tokens({ jti: second }).delete(undefined, { fetch: init }), `revoked ${inv.args[1]}`)
 		case 'revoke-all':
@@ -117,9 +122,10 @@ async function run(inv: Invocation): Promise<number> {
 		const message = `expected JSON from ${path}, got HTTP ${sent.status}`
 		return fail(inv, EXIT.api, { error: 'bad_response', message })
 	}
+	if (inv.command === 'list') return list(inv, client, () => sent.status, badResponse)
 	let outcome: Outcome
 	try {
-		outcome = await send(client, inv, { signal: AbortSignal.timeout(inv.timeoutMs) })
+		outcome = await send(client, inv, inv.command, { signal: AbortSignal.timeout(inv.timeoutMs) })
 	} catch (err) {
 		// Eden reads the body outside its own try: a JSON body that does not parse, or a cut or timed-out read.
 		if (!(err instanceof SyntaxError)) return fail(inv, EXIT.unavailable, noAnswer(inv, err))
@@ -141,6 +147,63 @@ async function run(inv: Invocation): Promise<number> {
 	}
 	console.log(text)
 	return EXIT.ok
+}
+
+/**
+ * `list`: one page, or with `--all` every page from the cursor on, each printed as it arrives (a
+ * listing of 50,000 tokens never sits in memory whole). A page that fails after others were printed
+ * ends the run with its error, and stderr says where to go on from.
+ */
+async function list(
+	inv: Invocation,
+	client: DownloadGateClient,
+	lastStatus: () => number,
+	badResponse: () => number,
+): Promise<number> {
+	const pages = tokenPages(client, inv.args[0] ?? '', {
+		limit: inv.limit,
+		cursor: inv.cursor,
+		// A bound on each page, not on the whole listing.
+		requestInit: () => ({ signal: AbortSignal.timeout(inv.timeoutMs) }),
+	})
+	let listed = 0
+	let printed = false
+	let cursor = inv.cursor
+	try {
+		for await (const page of pages) {
+			let text: string | null
+			try {
+				text = inv.all
+					? formatStreamedPage(inv.json, page.tokens, !printed)
+					: successLine(inv.json, page, () => formatPage(page.tokens, page.next_cursor))
+			} catch {
+				// The body's type is the route's schema; a service that breaks it must not crash the CLI.
+				return badResponse()
+			}
+			if (text !== null) console.log(text)
+			printed ||= text !== null
+			listed += page.tokens.length
+			cursor = page.next_cursor ?? undefined
+			if (!inv.all) return EXIT.ok
+		}
+	} catch (err) {
+		const code = listFailure(inv, err, lastStatus(), badResponse)
+		if (listed > 0 && cursor !== undefined)
+			console.error(`listed ${listed} token${listed === 1 ? '' : 's'} before this; to go on: --cursor ${cursor}`)
+		return code
+	}
+	if (!inv.json) console.log(formatListedCount(listed))
+	return EXIT.ok
+}
+
+/** Prints why a page of `list` could not be had (as `run` does for other commands); returns the exit code. */
+function listFailure(inv: Invocation, err: unknown, lastStatus: number, badResponse: () => number): number {
+	if (!(err instanceof ListingError)) return fail(inv, EXIT.unavailable, noAnswer(inv, err))
+	if (err.code === 'network_error') return fail(inv, EXIT.unavailable, noAnswer(inv, err.cause))
+	// Not JSON (no status), or a success that is not a page: the status the fetch saw says which.
+	if (err.status === null || err.status < 400)
+		return lastStatus >= 400 ? fail(inv, exitCodeFor(lastStatus), refusal(lastStatus, null)) : badResponse()
+	return fail(inv, exitCodeFor(err.status), { error: err.code, message: err.message })
 }
 
 /**

@@ -73,6 +73,27 @@ export function formatTokens(tokens: readonly LiveToken[]): string {
 	return table([header, ...tokens.map((t) => columns.map((c) => cell(t, c)))], 2)
 }
 
+/** Readable output of one page of a listing: its table, then how to ask for the next page if there is one. */
+export function formatPage(tokens: readonly LiveToken[], nextCursor: string | null | undefined): string {
+	const table = formatTokens(tokens)
+	return nextCursor ? `${table}\n\nmore: add --cursor ${nextCursor} for the next page, or --all for every page` : table
+}
+
+/**
+ * What `list --all` prints for one page as it arrives: with `--json` one JSON
+ * line per token; else the page's own table (a page after the first is set
+ * off by a blank line). Null when there is nothing to print (an empty page).
+ */
+export function formatStreamedPage(json: boolean, tokens: readonly LiveToken[], first: boolean): string | null {
+	if (tokens.length === 0) return null
+	if (json) return tokens.map((t) => JSON.stringify(t)).join('\n')
+	return first ? formatTokens(tokens) : `\n${formatTokens(tokens)}`
+}
+
+/** The last line of a readable `list --all`: how many tokens were listed. */
+export const formatListedCount = (n: number): string =>
+	n === 0 ? 'no live tokens' : `\n${n} live token${n === 1 ? '' : 's'}`
+
 /** Readable output of a bulk revocation: `revoked 1 token`, `revoked 3 tokens`. */
 export const formatRevokedCount = (n: number): string => `revoked ${n} token${n === 1 ? '' : 's'}`
 

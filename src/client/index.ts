@@ -16,6 +16,7 @@ export {
 	type FetchLike,
 	type IssuedDownload,
 } from './download'
+export { ListingError, type ListingErrorCode, type TokenPagesOptions, tokenPages } from './token-pages'
 
 /** How a typed client authenticates to the token and lifecycle routes, and how it sends requests. */
 export interface ClientOptions {

@@ -196,7 +196,9 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 				.map(([jti, r]) => ({ jti, r, position: positionOf(r.issuedAtS, jti) }))
 				.filter(({ r, position }) => isLive(r, now) && r.bytesLeft !== 0 && (after === undefined || position < after))
 				.sort((a, b) => (a.position < b.position ? 1 : a.position > b.position ? -1 : 0))
-				.slice(0, page.limit)
+			// Whether another page follows is known now: the last page, even a full one, says so.
+			const more = positioned.length > page.limit
+			positioned.length = Math.min(positioned.length, page.limit)
 			const tokens: TokenInfo[] = positioned.map(({ jti, r }) => ({
 				jti,
 				filename: r.filename,
@@ -207,7 +209,7 @@ export function createMemoryTokenStore(opts: { clock: Clock; sweepIntervalMs?: n
 				policy: r.policy,
 			}))
 			const last = positioned.at(-1)
-			return { tokens, next: positioned.length === page.limit && last ? last.position : null }
+			return { tokens, next: more && last ? last.position : null }
 		},
 
 		peek(userId, jti, filename) {

@@ -239,6 +239,19 @@ end
 return {'revoked', {fresh, known, unpack(revoked)}, EVENTS}
 `
 
+/**
+ * The fields ARGV[1…] of the records KEYS[1…] (false where absent), in one
+ * flat reply: one command per chunk of a listing page instead of one per token.
+ */
+export const PAGE = `
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], unpack(ARGV))
+  for k = 1, #ARGV do out[#out + 1] = v[k] end
+end
+return out
+`
+
 /** Drops a bounded number of expired entries from a user's listing indexes. KEYS: ue, ul. ARGV: now, at most. */
 export const PRUNE = `
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { parseCommandLine, USAGE, UsageError } from '../../src/cli/args'
-import { API_KEY, bearer, downloadPath, makeTestApp, type TestApp } from '../support/helpers'
+import { API_KEY, bearer, downloadPath, makeTestApp, REPO_ROOT, type TestApp } from '../support/helpers'
+import { pollUntil } from '../support/poll'
 
 // The CLI is tested as a user runs it: its package.json entry as a child process, against a real
 // service (or, to see the exact bytes it sends and how it reads answers, a stand-in on a real port).
 
-const ROOT = new URL('..', import.meta.url).pathname
-const packageJson = (await Bun.file(new URL('../package.json', import.meta.url)).json()) as {
+const ROOT = REPO_ROOT
+const packageJson = (await Bun.file(`${REPO_ROOT}/package.json`).json()) as {
 	bin: Record<string, string>
 	scripts: Record<string, string>
 }
@@ -58,7 +59,7 @@ interface Seen {
 interface StandIn {
 	readonly url: string
 	readonly seen: Seen[]
-	reply: (req: Request) => Response
+	reply: (req: Request) => Response | Promise<Response>
 	stop(): void
 }
 
@@ -171,6 +172,12 @@ describe('download-gate CLI', () => {
 			[['list', 'alice', '--url', 'ftp://example.com'], '--url must be an http(s) URL'],
 			[['list', 'alice', '--timeout', 'soon'], '--timeout must be a number of seconds > 0'],
 			[['list', 'alice', '--timeout', '0'], '--timeout must be a number of seconds > 0'],
+			[['issue', 'alice', 'a.mp4', '--limit', '5'], '--limit, --cursor and --all only apply to list'],
+			[['revoke-all', 'alice', '--all'], '--limit, --cursor and --all only apply to list'],
+			[['revoke', 'alice', 'j1', '--cursor', 'c'], '--limit, --cursor and --all only apply to list'],
+			[['list', 'alice', '--limit', '0'], '--limit must be a whole number ≥ 1, got "0"'],
+			[['list', 'alice', '--limit', 'ten'], '--limit must be a whole number ≥ 1, got "ten"'],
+			[['list', 'alice', '--cursor', ''], '--cursor must be a next_cursor, got ""'],
 		])('%p → exit 2, says why on stderr', async (args, why) => {
 			const r = await cli(args)
 			expect(r.code).toBe(2)
@@ -314,7 +321,109 @@ describe('download-gate CLI', () => {
 
 		test('a user with no tokens: "no live tokens"; with --json an empty list', async () => {
 			expect(await admin('list', 'nobody')).toEqual({ code: 0, stdout: 'no live tokens\n', stderr: '' })
-			expect(await admin('list', 'nobody', '--json')).toEqual({ code: 0, stdout: '{"tokens":[]}\n', stderr: '' })
+			expect(await admin('list', 'nobody', '--json')).toEqual({
+				code: 0,
+				stdout: '{"tokens":[],"next_cursor":null}\n',
+				stderr: '',
+			})
+			expect(await admin('list', 'nobody', '--all')).toEqual({ code: 0, stdout: 'no live tokens\n', stderr: '' })
+			expect(await admin('list', 'nobody', '--all', '--json')).toEqual({ code: 0, stdout: '', stderr: '' })
+		})
+
+		describe('paged', () => {
+			/** erin's five tokens, newest first (issued a second apart on the service's clock). */
+			const newest: string[] = []
+			const rowJtis = (table: string) =>
+				table
+					.trimEnd()
+					.split('\n')
+					.slice(1)
+					.map((line) => line.split(' ')[0] ?? '')
+			beforeAll(async () => {
+				await t.putFile('erin', 'a.mp4', 'eeee')
+				for (let i = 0; i < 5; i++) {
+					newest.unshift((JSON.parse((await admin('issue', 'erin', 'a.mp4', '--json')).stdout) as { jti: string }).jti)
+					t.clock.advance(1000)
+				}
+			})
+
+			test('--limit: one page, and how to ask for the next; --cursor gets it, until the last', async () => {
+				const seen: string[] = []
+				let cursor: string | null = null
+				for (let pages = 0; pages < 3; pages++) {
+					const r = await admin('list', 'erin', '--limit', '2', ...(cursor === null ? [] : ['--cursor', cursor]))
+					expect(r.code).toBe(0)
+					expect(r.stderr).toBe('')
+					const [table = '', more] = r.stdout.split('\n\n')
+					expect(table).toMatch(/^JTI {2,}FILENAME {2,}ISSUED_AT/)
+					seen.push(...rowJtis(table))
+					cursor =
+						/^more: add --cursor (\S+) for the next page, or --all for every page\n$/.exec(more ?? '')?.[1] ?? null
+					expect(cursor === null).toBe(pages === 2)
+				}
+				expect(seen).toEqual(newest)
+			})
+
+			test('--limit with --json: the page as the service sent it, next_cursor included', async () => {
+				const first = await admin('list', 'erin', '--limit', '3', '--json')
+				const page = JSON.parse(first.stdout) as { tokens: { jti: string }[]; next_cursor: string }
+				expect(page.tokens.map((x) => x.jti)).toEqual(newest.slice(0, 3))
+				const rest = await admin('list', 'erin', '--limit', '3', '--json', '--cursor', page.next_cursor)
+				expect(JSON.parse(rest.stdout)).toMatchObject({ next_cursor: null })
+				expect((JSON.parse(rest.stdout) as typeof page).tokens.map((x) => x.jti)).toEqual(newest.slice(3))
+			})
+
+			test('--all: every page, each as its own table, then the count', async () => {
+				const r = await admin('list', 'erin', '--all', '--limit', '2')
+				expect(r.code).toBe(0)
+				expect(r.stderr).toBe('')
+				const blocks = r.stdout.split('\n\n')
+				expect(blocks.at(-1)).toBe('5 live tokens\n')
+				expect(blocks.slice(0, -1).map(rowJtis)).toEqual([newest.slice(0, 2), newest.slice(2, 4), newest.slice(4)])
+			})
+
+			test('--all --json: one JSON line per token, newest first; from a --cursor, the rest', async () => {
+				const r = await admin('list', 'erin', '--all', '--json', '--limit', '2')
+				expect(r.code).toBe(0)
+				const lines = r.stdout.trimEnd().split('\n')
+				const tokens = lines.map((line) => JSON.parse(line) as { jti: string; filename: string })
+				expect(tokens.map((x) => x.jti)).toEqual(newest)
+				expect(tokens.every((x) => x.filename === 'a.mp4')).toBe(true)
+				const first = JSON.parse((await admin('list', 'erin', '--limit', '2', '--json')).stdout) as {
+					next_cursor: string
+				}
+				const rest = await admin('list', 'erin', '--all', '--json', '--cursor', first.next_cursor)
+				expect(
+					rest.stdout
+						.trimEnd()
+						.split('\n')
+						.map((line) => (JSON.parse(line) as { jti: string }).jti),
+				).toEqual(newest.slice(2))
+			})
+
+			test.each([
+				[['--limit', '1001'], 'limit must be a whole number from 1 to 1000'],
+				[['--cursor', 'not-a-cursor'], 'cursor must be a next_cursor this listing gave out'],
+			])('%p → exit 1, the service’s invalid_request', async (extra, message) => {
+				expect(await admin('list', 'erin', ...extra)).toEqual({
+					code: 1,
+					stdout: '',
+					stderr: `error: ${message} (invalid_request)\n`,
+				})
+			})
+
+			test('another user’s cursor → exit 1, start over', async () => {
+				const { next_cursor } = JSON.parse((await admin('list', 'erin', '--limit', '1', '--json')).stdout) as {
+					next_cursor: string
+				}
+				const r = await admin('list', 'alice', '--all', '--cursor', next_cursor)
+				expect(r).toEqual({
+					code: 1,
+					stdout: '',
+					stderr:
+						'error: cursor is not one this listing gave out for this user; start from the first page (invalid_request)\n',
+				})
+			})
 		})
 	})
 
@@ -533,7 +642,10 @@ describe('download-gate CLI against a stand-in service', () => {
 	afterAll(() => stand.stop())
 
 	/** Runs the CLI against the stand-in, which answers with `reply`; returns what it printed and the requests it made. */
-	async function against(reply: (req: Request) => Response, ...args: string[]): Promise<Outcome & { sent: Seen[] }> {
+	async function against(
+		reply: (req: Request) => Response | Promise<Response>,
+		...args: string[]
+	): Promise<Outcome & { sent: Seen[] }> {
 		stand.reply = reply
 		stand.seen.length = 0
 		const r = await cli(['--url', stand.url, '--api-key', 'k', ...args])
@@ -558,6 +670,7 @@ describe('download-gate CLI against a stand-in service', () => {
 			],
 			[['issue', 'u', 'a.mp4'], 'GET', '/api/get-download-token/u/a.mp4'],
 			[['list', 'u@x'], 'GET', '/api/users/u%40x/tokens'],
+			[['list', 'u', '--limit', '5', '--cursor', 'c-1'], 'GET', '/api/users/u/tokens?limit=5&cursor=c-1'],
 			[['revoke', 'u', 'j1'], 'DELETE', '/api/users/u/tokens/j1'],
 			[['revoke', 'u', '--', '-j1'], 'DELETE', '/api/users/u/tokens/-j1'],
 			[['revoke-all', 'u'], 'DELETE', '/api/users/u/tokens'],
@@ -575,6 +688,144 @@ describe('download-gate CLI against a stand-in service', () => {
 			const r = await cli(['list', 'u', '--url', `${stand.url}/base//`])
 			expect(r).toEqual({ code: 0, stdout: 'no live tokens\n', stderr: '' })
 			expect(stand.seen).toEqual([{ method: 'GET', target: '/base/api/users/u/tokens', apiKey: null }])
+		})
+	})
+
+	describe('list --all', () => {
+		const token = (jti: string) => ({
+			jti,
+			filename: 'a.mp4',
+			issued_at: 'i',
+			expires_at: 'e',
+			max_uses: null,
+			bytes_left: null,
+			not_before: null,
+			ip: null,
+			rate: null,
+		})
+		const cursorOf = (req: Request) => new URL(req.url).searchParams.get('cursor')
+		/** Three pages of one token each: j1 (then c1), j2 (then c2), j3 (the last). */
+		const paged = (req: Request) => {
+			const cursor = cursorOf(req)
+			if (cursor === null) return Response.json({ tokens: [token('j1')], next_cursor: 'c1' })
+			if (cursor === 'c1') return Response.json({ tokens: [token('j2')], next_cursor: 'c2' })
+			return Response.json({ tokens: [token('j3')], next_cursor: null })
+		}
+		const jtisOf = (stdout: string) =>
+			stdout
+				.trimEnd()
+				.split('\n')
+				.map((line) => (JSON.parse(line) as { jti: string }).jti)
+
+		test('asks for each page with the next_cursor of the one before, and the same limit', async () => {
+			const r = await against(paged, 'list', 'u', '--all', '--json', '--limit', '1')
+			expect(r).toMatchObject({ code: 0, stderr: '' })
+			expect(jtisOf(r.stdout)).toEqual(['j1', 'j2', 'j3'])
+			expect(r.sent.map((x) => x.target)).toEqual([
+				'/api/users/u/tokens?limit=1',
+				'/api/users/u/tokens?limit=1&cursor=c1',
+				'/api/users/u/tokens?limit=1&cursor=c2',
+			])
+		})
+
+		test('prints each page as it arrives: the first is on stdout while the second is still held back', async () => {
+			let release = () => {}
+			const held = new Promise<void>((resolve) => {
+				release = resolve
+			})
+			stand.seen.length = 0
+			stand.reply = async (req) => {
+				if (cursorOf(req) === 'c1') await held
+				return paged(req)
+			}
+			const proc = Bun.spawn([process.execPath, ENTRY, '--url', stand.url, 'list', 'u', '--all', '--json'], {
+				cwd: ROOT,
+				env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+				stdout: 'pipe',
+				stderr: 'pipe',
+			})
+			const reader = proc.stdout.getReader()
+			const decoder = new TextDecoder()
+			let out = ''
+			/** Reads stdout until it holds `text`, or 5 s passed, or it ended. */
+			const readUntil = async (text: string) => {
+				const deadline = performance.now() + 5000
+				while (!out.includes(text) && performance.now() < deadline) {
+					const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - performance.now()).then(() => null)])
+					if (chunk === null || chunk.done) return
+					out += decoder.decode(chunk.value, { stream: true })
+				}
+			}
+			try {
+				await readUntil('"j1"')
+				// The second page is asked for once the first is printed; it is held, so nothing more can be.
+				await pollUntil(
+					() => stand.seen.length,
+					(n) => n >= 2,
+					5000,
+					10,
+				)
+				expect(stand.seen.map((x) => x.target)).toEqual(['/api/users/u/tokens', '/api/users/u/tokens?cursor=c1'])
+				expect(jtisOf(out)).toEqual(['j1'])
+			} finally {
+				release()
+			}
+			await readUntil('"j3"')
+			expect(await proc.exited).toBe(0)
+			expect(jtisOf(out)).toEqual(['j1', 'j2', 'j3'])
+		})
+
+		test('a page that fails after others: they stay printed, then the error and where to go on from', async () => {
+			const failing = (req: Request) =>
+				cursorOf(req) === 'c1'
+					? Response.json(
+							{ error: 'store_unavailable', message: 'The token store is unavailable; try again shortly.' },
+							{ status: 503 },
+						)
+					: paged(req)
+			const r = await against(failing, 'list', 'u', '--all')
+			expect(r.code).toBe(5)
+			expect(r.stdout).toStartWith('JTI ')
+			expect(r.stdout).toContain('\nj1 ')
+			expect(r.stdout).not.toContain('live token')
+			expect(r.stderr).toBe(
+				'error: The token store is unavailable; try again shortly. (store_unavailable)\nlisted 1 token before this; to go on: --cursor c1\n',
+			)
+		})
+
+		test('--timeout bounds each page, not the whole listing', async () => {
+			const slow = async (req: Request) => {
+				await Bun.sleep(200)
+				return paged(req)
+			}
+			// Three pages of 0.2 s each take longer than the 0.5 s any one may.
+			const r = await against(slow, 'list', 'u', '--all', '--json', '--timeout', '0.5')
+			expect(r).toMatchObject({ code: 0, stderr: '' })
+			expect(jtisOf(r.stdout)).toEqual(['j1', 'j2', 'j3'])
+
+			const stalled = async (req: Request) => {
+				if (cursorOf(req) === 'c1') await Bun.sleep(1500)
+				return paged(req)
+			}
+			const cut = await against(stalled, 'list', 'u', '--all', '--json', '--timeout', '0.3')
+			expect(cut.code).toBe(5)
+			expect(jtisOf(cut.stdout.split('\n')[0] ?? '')).toEqual(['j1'])
+			expect(cut.stderr).toBe(
+				`error: no answer from ${stand.url} within 0.3 s (timeout)\nlisted 1 token before this; to go on: --cursor c1\n`,
+			)
+		})
+
+		test('a service from before paging (no next_cursor): its one answer is the whole listing', async () => {
+			const r = await against(
+				() => Response.json({ tokens: [token('j1'), token('j2')] }),
+				'list',
+				'u',
+				'--all',
+				'--json',
+			)
+			expect(r).toMatchObject({ code: 0, stderr: '' })
+			expect(jtisOf(r.stdout)).toEqual(['j1', 'j2'])
+			expect(r.sent).toHaveLength(1)
 		})
 	})
 
@@ -708,6 +959,9 @@ describe('parseCommandLine', () => {
 			args: ['u', 'a b/é.mp4'],
 			ttl: 60,
 			maxUses: undefined,
+			limit: undefined,
+			cursor: undefined,
+			all: false,
 			baseUrl: 'http://localhost:3000',
 			apiKey: undefined,
 			json: false,

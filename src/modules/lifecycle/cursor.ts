@@ -9,8 +9,11 @@ export interface CursorCodec {
 	open(userId: string, cursor: string): string | null
 }
 
-/** A sealed cursor: the base64url position, a dot, 16 bytes of MAC in base64url. */
-export const CURSOR_PATTERN = /^[A-Za-z0-9_-]{1,40}\.[A-Za-z0-9_-]{22}$/
+/**
+ * A sealed cursor: the base64url position (14 to 77 bytes: 12 digits, a colon
+ * and a jti of 1 to 64 characters), a dot, 16 bytes of MAC in base64url.
+ */
+export const CURSOR_PATTERN = /^[A-Za-z0-9_-]{19,103}\.[A-Za-z0-9_-]{22}$/
 
 /**
  * Builds the codec over a key derived from `secret` (the token signing key:
@@ -32,6 +35,8 @@ export function createCursorCodec(secret: string): CursorCodec {
 			// Canonical base64url only: another spelling of the same bytes is not this cursor.
 			if (Buffer.from(position).toString('base64url') !== encoded || !POSITION_PATTERN.test(position)) return null
 			const given = Buffer.from(sealed, 'base64url')
+			// The MAC's last character carries 2 bits and 4 unused ones: only the canonical spelling is this cursor.
+			if (given.toString('base64url') !== sealed) return null
 			const expected = mac(userId, position)
 			return given.length === expected.length && timingSafeEqual(given, expected) ? position : null
 		},

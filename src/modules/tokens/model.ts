@@ -1,13 +1,7 @@
+import { withHeaders } from '@elysiajs/openapi'
 import { t } from 'elysia'
-import {
-	errorBody,
-	Filename,
-	Forbidden,
-	RateLimited,
-	StoreOrStorageUnavailable,
-	Unauthorized,
-	UserId,
-} from '../../http/model'
+import { TooManyLiveTokensError } from '../../errors'
+import { errorBody, Filename, Forbidden, StoreOrStorageUnavailable, Unauthorized, UserId } from '../../http/model'
 import { DIGITS, type QueryRule } from '../../http/strict-query'
 import { IP_ERROR, IP_PATTERN, MAX_RATE, MIN_RATE, NOT_BEFORE_ERROR, NOT_BEFORE_PATTERN, RATE_ERROR } from './policy'
 
@@ -61,6 +55,24 @@ export const IssuedToken = t.Object(
 	},
 )
 export type IssuedToken = typeof IssuedToken.static
+
+/** 429 of the token route: the user's issue rate (with Retry-After), or the bound on the user's live tokens. */
+const TooManyForUser = withHeaders(
+	Object.assign(
+		errorBody(
+			['rate_limited', 'too_many_live_tokens'],
+			'Too many token requests for this user (ask again after Retry-After), or the user already holds MAX_LIVE_TOKENS_PER_USER live tokens (revoke some, or wait until they expire or are used up)',
+			'Too many requests; retry in 42 s.',
+		),
+		{
+			examples: [
+				{ error: 'rate_limited', message: 'Too many requests; retry in 42 s.' },
+				{ error: 'too_many_live_tokens', message: new TooManyLiveTokensError(10_000).message },
+			],
+		},
+	),
+	{ 'retry-after': t.String({ description: 'Seconds until the window resets (rate_limited only)' }) },
+)
 
 /** Schemas of the token route (docs/contract.md §3.1); they validate requests and generate the OpenAPI document. */
 export function tokensModel(limits: { defaultTtlS: number; maxTtlS: number }) {
@@ -133,7 +145,7 @@ export function tokensModel(limits: { defaultTtlS: number; maxTtlS: number }) {
 			401: Unauthorized,
 			403: Forbidden,
 			404: errorBody(['file_not_found'], 'The file does not exist for this user', 'No such file for this user.'),
-			429: RateLimited,
+			429: TooManyForUser,
 			503: StoreOrStorageUnavailable,
 		},
 	}

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import pkg from '../../../package.json' with { type: 'json' }
+import { listQueryRules } from '../../../src/modules/lifecycle/model'
 import { API_KEY, makeTestApp, type TestApp } from '../../support/helpers'
 
 type Json = Record<string, unknown>
@@ -133,6 +134,7 @@ describe('the OpenAPI document', () => {
 			'token_mismatch',
 			'token_revoked',
 			'token_used_up',
+			'too_many_live_tokens',
 		])
 			expect(codes).toContain(code)
 	})
@@ -184,6 +186,39 @@ describe('the OpenAPI document', () => {
 		expect(download).toEqual(
 			expect.arrayContaining(['path:user_id', 'path:filename', 'header:range', 'header:if-range']),
 		)
+	})
+
+	test('the listing documents limit and cursor with examples the route accepts, and next_cursor', () => {
+		const listing = op('get', '/api/users/{user_id}/tokens')
+		const params = Object.fromEntries((listing.parameters ?? []).map((p) => [`${p.in}:${p.name}`, p.schema]))
+		expect(Object.keys(params).sort()).toEqual(['path:user_id', 'query:cursor', 'query:limit'])
+		expect(params['query:limit']).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 })
+		expect(String(params['query:limit']?.description)).toContain('default 100')
+		expect(String(params['query:cursor']?.description)).toContain('next_cursor')
+		const examples = (name: 'limit' | 'cursor') => (params[`query:${name}`]?.examples ?? []) as unknown[]
+		expect(examples('limit').length).toBeGreaterThan(0)
+		expect(examples('cursor').length).toBeGreaterThan(0)
+		// Each example is spelled as the route takes it: one that would be refused documents nothing.
+		for (const name of ['limit', 'cursor'] as const)
+			for (const example of examples(name)) expect(String(example)).toMatch(listQueryRules[name].pattern)
+		const page = listing.responses['200']?.content?.['application/json']?.schema as {
+			properties?: Record<string, unknown>
+			examples?: { next_cursor: string }[]
+		}
+		expect(Object.keys(page.properties ?? {}).sort()).toEqual(['next_cursor', 'tokens'])
+		expect(page.examples?.[0]?.next_cursor).toMatch(listQueryRules.cursor.pattern)
+	})
+
+	test('the token route’s 429 is rate_limited or too_many_live_tokens, each with an example', () => {
+		const tooMany = op('get', '/api/get-download-token/{user_id}/{filename}').responses['429']
+		const schema = tooMany?.content?.['application/json']?.schema as {
+			properties?: { error?: { enum?: string[] } }
+			examples?: { error: string; message: string }[]
+		}
+		expect(schema.properties?.error?.enum).toEqual(['rate_limited', 'too_many_live_tokens'])
+		expect(schema.examples?.map((e) => e.error)).toEqual(['rate_limited', 'too_many_live_tokens'])
+		expect(schema.examples?.[1]?.message).toContain('revoke some')
+		expect(tooMany?.description).toContain('MAX_LIVE_TOKENS_PER_USER')
 	})
 
 	test('file bodies are binary video/* or octet-stream, with their headers', () => {
