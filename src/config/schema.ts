@@ -1,28 +1,12 @@
 import { type StaticDecode, type TSchema, Type } from '@sinclair/typebox'
 import { flag, integer, oneOf, parsed, text } from './kinds'
-import {
-	baseUrl,
-	byteSize,
-	corsOrigins,
-	duration,
-	EVENT_TYPES,
-	eventTypes,
-	fractionalSeconds,
-	hostPortList,
-	httpUrl,
-	natMap,
-	rateLimit,
-	readableFile,
-	redisUrl,
-	secret,
-	secretList,
-	urlList,
-	webhookSecret,
-} from './parsers'
+import { baseUrl, byteSize, corsOrigins, httpUrl, rateLimit, secret, secretList } from './parsers'
+import { EVENT_VARS } from './schema-events'
+import { REDIS_VARS } from './schema-redis'
+import { STORAGE_VARS } from './schema-storage'
 
 const ISSUE_AUTH_MODES = ['api-key', 'user-jwt', 'any', 'none'] as const
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const
-const S3_REDIRECT_MODES = ['off', 'unlimited'] as const
 
 /** How callers of the token route authenticate (docs/contract.md §2, `ISSUE_AUTH`). */
 export type IssueAuthMode = (typeof ISSUE_AUTH_MODES)[number]
@@ -65,166 +49,9 @@ export const EnvSchema = Type.Object({
 		description:
 			'comma-separated older keys (≥ 32 bytes each) still accepted for verification; tokens carry a `kid` naming their key',
 	}),
-	REDIS_URL: Optional(
-		parsed(redisUrl, {
-			description:
-				'`redis://` or `rediss://` (TLS) URL of a single Redis. Unset in development: embedded in-memory store (warning); unset in production without Cluster or Sentinel: refuses to start',
-		}),
-	),
-	REDIS_CLUSTER_NODES: Optional(
-		parsed(hostPortList, { description: 'comma-separated `host:port` seeds: use Redis Cluster' }),
-	),
-	REDIS_SENTINELS: Optional(
-		parsed(hostPortList, {
-			description: 'comma-separated `host:port` sentinels: use Redis Sentinel (with `REDIS_SENTINEL_NAME`)',
-		}),
-	),
-	REDIS_SENTINEL_NAME: Optional(
-		text({ description: 'name of the master the sentinels watch; required with `REDIS_SENTINELS`' }),
-	),
-	REDIS_USERNAME: Optional(
-		text({ description: 'ACL user for every topology (with `REDIS_URL` it may be in the URL instead)' }),
-	),
-	REDIS_PASSWORD: Optional(
-		text({ secret: true, description: 'password for every topology (with `REDIS_URL` it may be in the URL instead)' }),
-	),
-	REDIS_TLS: flag({
-		default: false,
-		description: 'TLS to Cluster and Sentinel nodes (a single Redis uses TLS when `REDIS_URL` is `rediss://`)',
-	}),
-	REDIS_CA_FILE: Optional(
-		parsed(readableFile, {
-			description: 'PEM CA bundle that signs the Redis TLS certificates; with `rediss://` or `REDIS_TLS=true` only',
-		}),
-	),
-	REDIS_SENTINEL_PASSWORD: Optional(
-		text({
-			secret: true,
-			description: "the sentinels' own password, when it differs from the nodes'; with `REDIS_SENTINELS` only",
-		}),
-	),
-	REDIS_NAT_MAP: Optional(
-		parsed(natMap, {
-			description:
-				'`announced-host:port=reachable-host:port,…` for Cluster or Sentinel nodes behind NAT (Docker, Kubernetes)',
-		}),
-	),
-	REDIS_MIN_REPLICAS_ACK: integer({
-		default: 0,
-		minimum: 0,
-		maximum: 16,
-		description:
-			'writes (issue, revoke, budget take) return only after this many replicas acknowledged them (`WAIT`); a timeout is 503 and costs nothing; needs Redis',
-	}),
-	REDIS_KEY_PREFIX: text({
-		default: 'dlg:',
-		// A brace would become the cluster hash tag and break the one-slot-per-user layout.
-		pattern: '^[^{}\\s]+$',
-		error: 'must not contain braces or spaces',
-		description: 'prefix of every key the service writes (no braces or spaces)',
-	}),
-	STORAGE_DIR: text({
-		default: './storage',
-		description:
-			'a file is `<STORAGE_DIR>/<user_id>/<filename>`; created if missing. Each download opens the file once and serves that descriptor (Linux `/proc/self/fd`); lookups are synchronous for speed: meant for local disks, not slow network filesystems',
-	}),
-	OPEN_FILE_CACHE_VALID: parsed(fractionalSeconds, {
-		default: '1',
-		description:
-			'seconds a checked file serves later requests for it before it is looked at again: on disk its descriptor, until one `stat` of its path shows it unchanged (device, inode, size, times); in a bucket its version (size, ETag), every read still pinned to that ETag. `0` checks on every request',
-	}),
-	OPEN_FILE_CACHE_MAX: integer({
-		default: 1024,
-		minimum: 1,
-		maximum: 100_000,
-		description:
-			'checked files kept per process (on disk two open descriptors each); the least recently used is let go past it',
-	}),
-	S3_BUCKET: Optional(
-		text({
-			description:
-				'serve files from this S3-compatible bucket instead of `STORAGE_DIR` (setting both refuses to start); a file is the object `<S3_PREFIX><user_id>/<filename>`',
-		}),
-	),
-	S3_ENDPOINT: Optional(
-		parsed(httpUrl, {
-			description:
-				'endpoint of any S3-compatible service (MinIO, Ceph RGW, SeaweedFS, Garage, R2, …), e.g. `http://minio:9000`; unset: AWS',
-		}),
-	),
-	S3_REGION: text({ default: 'us-east-1', description: 'region the requests are signed for' }),
-	S3_ACCESS_KEY_ID: Optional(text({ description: 'access key (`AWS_ACCESS_KEY_ID` is read too)' })),
-	S3_SECRET_ACCESS_KEY: Optional(
-		text({ secret: true, description: 'secret key (`AWS_SECRET_ACCESS_KEY` is read too)' }),
-	),
-	S3_SESSION_TOKEN: Optional(
-		text({ secret: true, description: 'session token of temporary credentials (`AWS_SESSION_TOKEN` is read too)' }),
-	),
-	AWS_ACCESS_KEY_ID: Optional(text({ description: 'the AWS name of `S3_ACCESS_KEY_ID` (give one of the two)' })),
-	AWS_SECRET_ACCESS_KEY: Optional(
-		text({ secret: true, description: 'the AWS name of `S3_SECRET_ACCESS_KEY` (give one of the two)' }),
-	),
-	AWS_SESSION_TOKEN: Optional(
-		text({ secret: true, description: 'the AWS name of `S3_SESSION_TOKEN` (give one of the two)' }),
-	),
-	S3_PREFIX: text({
-		default: '',
-		description: 'key prefix of every file in the bucket, e.g. `originals/`',
-	}),
-	S3_VIRTUAL_HOSTED_STYLE: flag({
-		default: false,
-		description: 'address the bucket in the host name (`bucket.host`) instead of the path (`host/bucket`)',
-	}),
-	S3_REDIRECT: oneOf(S3_REDIRECT_MODES, {
-		default: 'off',
-		description:
-			'`unlimited`: GETs with tokens without `max_uses` answer 302 to a presigned URL instead of proxying the bytes (a presigned URL cannot be revoked; budgeted tokens are always proxied)',
-	}),
-	S3_REDIRECT_TTL: integer({
-		default: 60,
-		minimum: 1,
-		maximum: 300,
-		description: 'seconds a redirect’s presigned URL stays valid',
-	}),
-	EVENTS: oneOf(['auto', 'on', 'off'], {
-		default: 'auto',
-		description:
-			'write lifecycle events (token.issued, download.completed, …) to the Redis Stream `<REDIS_KEY_PREFIX>events`; `auto` = `on` with Redis, `off` with the in-memory store',
-	}),
-	EVENTS_MAX_LEN: integer({
-		default: 1_000_000,
-		minimum: 1000,
-		maximum: 1_000_000_000,
-		description: 'the events stream is trimmed to about this many entries (`XADD … MAXLEN ~`)',
-	}),
-	WEBHOOK_URLS: Optional(
-		parsed(urlList, {
-			secret: true,
-			description:
-				'comma-separated endpoints every event of `WEBHOOK_EVENTS` is POSTed to, signed per Standard Webhooks',
-		}),
-	),
-	WEBHOOK_SECRET: Optional(
-		parsed(webhookSecret, {
-			secret: true,
-			description: '`whsec_<base64>` signing secret of the webhooks (Standard Webhooks); required with `WEBHOOK_URLS`',
-		}),
-	),
-	WEBHOOK_EVENTS: parsed(eventTypes, {
-		default: EVENT_TYPES.filter((t) => t !== 'download.denied').join(','),
-		description: 'comma-separated event types delivered to `WEBHOOK_URLS`; by default every type but `download.denied`',
-	}),
-	WEBHOOK_TIMEOUT_S: integer({
-		default: 10,
-		minimum: 1,
-		maximum: 60,
-		description: 'seconds one delivery attempt may take before it counts as failed and is retried',
-	}),
-	WEBHOOK_MAX_AGE: parsed(duration, {
-		default: '24h',
-		description:
-			'undelivered events are retried with exponential backoff until this old (`24h`, `90m`, seconds), then dead-lettered to `<REDIS_KEY_PREFIX>events:dead`',
-	}),
+	...REDIS_VARS,
+	...STORAGE_VARS,
+	...EVENT_VARS,
 	PUBLIC_BASE_URL: Optional(
 		parsed(baseUrl, {
 			description: 'absolute base of `download_url`, e.g. `https://files.example.com`; unset: derived from the request',
