@@ -1,27 +1,31 @@
 /** The stable error codes of docs/contract.md §3; clients switch on these, never on messages. */
-export type ErrorCode =
-	| 'invalid_request'
-	| 'unauthorized'
-	| 'forbidden'
-	| 'not_found'
-	| 'file_not_found'
-	| 'missing_token'
-	| 'invalid_token'
-	| 'token_expired'
-	| 'token_mismatch'
-	| 'token_not_yet_valid'
-	| 'ip_not_allowed'
-	| 'token_revoked'
-	| 'token_used_up'
-	| 'range_not_satisfiable'
-	| 'rate_limited'
-	| 'too_many_live_tokens'
-	| 'too_many_downloads'
-	| 'payload_too_large'
-	| 'unsupported_media_type'
-	| 'store_unavailable'
-	| 'storage_unavailable'
-	| 'internal_error'
+export const ERROR_CODES = [
+	'invalid_request',
+	'unauthorized',
+	'forbidden',
+	'not_found',
+	'file_not_found',
+	'missing_token',
+	'invalid_token',
+	'token_expired',
+	'token_mismatch',
+	'token_not_yet_valid',
+	'ip_not_allowed',
+	'token_revoked',
+	'token_used_up',
+	'range_not_satisfiable',
+	'rate_limited',
+	'too_many_live_tokens',
+	'too_many_downloads',
+	'payload_too_large',
+	'unsupported_media_type',
+	'store_unavailable',
+	'storage_unavailable',
+	'internal_error',
+] as const
+
+/** One of `ERROR_CODES`. */
+export type ErrorCode = (typeof ERROR_CODES)[number]
 
 /** An error a client may see: HTTP status, stable code, human message, extra headers. */
 export class AppError extends Error {
