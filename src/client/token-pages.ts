@@ -1,8 +1,8 @@
 // Paging through a user's live tokens (docs/contract.md §3.3) with the typed Eden client: one request per page.
 import type { ErrorCode } from '../errors'
 import type { TokenList } from '../modules/lifecycle/model'
+import type { DownloadGateClient } from './create'
 import { errorFromBody } from './download-error'
-import type { DownloadGateClient } from './index'
 
 /** Why a page of the listing could not be had. */
 export type ListingErrorCode =
