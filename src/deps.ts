@@ -172,27 +172,39 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 		metrics,
 	)
 
+	// Settings refused after clients were opened (the webhook worker's): nothing built is left running.
+	const abandonOnThrow = <T>(build: () => T): T => {
+		try {
+			return build()
+		} catch (err) {
+			void cache?.close()
+			closeOpened()
+			throw err
+		}
+	}
 	let delivery: WebhookDelivery | null = null
 	const webhooks = config.webhooks
 	if (webhooks && events) {
 		// Deliveries read with a connection of their own: they never queue behind the download path.
 		const deliveries = await open('redis error (webhooks)')
 		if (deliveries)
-			delivery = createWebhookDelivery({
-				redis: deliveries,
-				streamKey,
-				deadLetterKey: `${streamKey}:dead`,
-				endpoints: webhooks.urls,
-				secret: webhooks.secret,
-				eventTypes: new Set(webhooks.events),
-				consumerName: `${hostname()}:${overrides.workerIndex ?? 0}`,
-				log,
-				clock,
-				timeoutMs: webhooks.timeoutS * 1000,
-				maxAgeMs: webhooks.maxAgeS * 1000,
-				metrics: webhookMetricsOf(metrics),
-				...(overrides.webhookTuning ? { tuning: overrides.webhookTuning } : {}),
-			})
+			delivery = abandonOnThrow(() =>
+				createWebhookDelivery({
+					redis: deliveries,
+					streamKey,
+					deadLetterKey: `${streamKey}:dead`,
+					endpoints: webhooks.urls,
+					secret: webhooks.secret,
+					eventTypes: new Set(webhooks.events),
+					consumerName: `${hostname()}:${overrides.workerIndex ?? 0}`,
+					log,
+					clock,
+					timeoutMs: webhooks.timeoutS * 1000,
+					maxAgeMs: webhooks.maxAgeS * 1000,
+					metrics: webhookMetricsOf(metrics),
+					...(overrides.webhookTuning ? { tuning: overrides.webhookTuning } : {}),
+				}),
+			)
 	}
 
 	const cancellations = createCancellationQueue(store, log)
