@@ -3,7 +3,7 @@ import type { Clock } from '../../clock'
 import type { EventType } from '../../config'
 import { errorFields, type Logger } from '../../log'
 import { type EventEntry, newEventIdBase } from '../../store/events'
-import type { RedisClient } from '../../store/scripts'
+import { defineScripts, type RedisClient, toInt } from '../../store/scripts'
 
 /**
  * Events this instance writes itself, outside the store's scripts: those
@@ -33,6 +33,25 @@ export type EventData = {
 	readonly request_id?: string | undefined
 } & Readonly<Record<string, unknown>>
 
+/**
+ * Appends the entries ARGV[2…] (id, type, timestamp, data each) to the stream
+ * KEYS[1], trimmed to about ARGV[1]; answers how many it appended. One command
+ * per batch: a pipeline of XADDs cost the instance 11–15 µs of CPU per event in
+ * ioredis, this about 3 (bench/results/profiles/2026-12-06-events-writer.md).
+ */
+const APPEND = `
+local n = 0
+for i = 2, #ARGV, 4 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[i], 'type', ARGV[i + 1], 'timestamp', ARGV[i + 2], 'data', ARGV[i + 3])
+  n = n + 1
+end
+return n
+`
+
+/** Redis answered the command with an error (as opposed to not answering). */
+const refusedByRedis = (err: unknown): boolean =>
+	err instanceof Error && (err.name === 'ReplyError' || (err.cause instanceof Error && err.cause.name === 'ReplyError'))
+
 /** Entries wait this long (or for this many) before they are appended together. */
 const FLUSH_MS = 20
 const FLUSH_EVERY = 128
@@ -53,6 +72,7 @@ export function createEventWriter(deps: {
 	readonly dropped: (type: string) => void
 }): EventWriter {
 	const { client, streamKey, maxLen, clock, log } = deps
+	const { append: appendScript } = defineScripts(client, { append: { numberOfKeys: 1, lua: APPEND } })
 	let waiting: EventEntry[] = []
 	let timer: ReturnType<typeof setTimeout> | undefined
 	let flushing: Promise<void> | null = null
@@ -63,30 +83,21 @@ export function createEventWriter(deps: {
 		if (waiting.length === 0) return
 		const batch = waiting
 		waiting = []
-		const pipeline = client.pipeline()
-		for (const e of batch)
-			pipeline.xadd(
-				streamKey,
-				'MAXLEN',
-				'~',
-				maxLen,
-				'*',
-				'id',
-				e.id,
-				'type',
-				e.type,
-				'timestamp',
-				e.timestamp,
-				'data',
-				e.data,
-			)
+		const args: (string | number)[] = [maxLen]
+		for (const e of batch) args.push(e.id, e.type, e.timestamp, e.data)
 		try {
-			const replies = (await pipeline.exec()) ?? []
+			const written = toInt(await appendScript.run([streamKey], args))
 			batch.forEach((e, i) => {
-				if (replies[i]?.[0]) deps.dropped(e.type)
-				else deps.written(e.type)
+				if (i < written) deps.written(e.type)
+				else deps.dropped(e.type)
 			})
 		} catch (err) {
+			if (refusedByRedis(err)) {
+				// Redis answered and refused (out of memory, the key of another type): retrying would not help.
+				log.warn('events could not be written; dropped', { count: batch.length, ...errorFields(err) })
+				for (const e of batch) deps.dropped(e.type)
+				return
+			}
 			// Redis is away: these events go back in line, ahead of newer ones, within the bound.
 			log.warn('events could not be written yet; will retry', { count: batch.length, ...errorFields(err) })
 			waiting = [...batch, ...waiting]
