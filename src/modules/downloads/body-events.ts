@@ -8,8 +8,8 @@ import type { BodyEnd } from './response'
  * body from the first byte; only a body of the whole file completes one.
  */
 export interface BodyEvents {
-	/** The body was handed over; `signal` says when the client leaves before it is sent. Never throws. */
-	started(plan: DownloadPlan, signal: AbortSignal): void
+	/** The body was handed over; `signal()` says when the client leaves before it is sent. Never throws. */
+	started(plan: DownloadPlan, signal: () => AbortSignal): void
 	/** A streamed body ended (a zero-copy one ends at hand-over). Never throws. */
 	ended(plan: DownloadPlan, end: BodyEnd): void
 }
@@ -46,7 +46,7 @@ export function createBodyEvents(events: EventWriter): BodyEvents {
 			// that leaves before the last byte through the request's signal, and nothing when all was sent.
 			if (plan.body.kind !== 'zero-copy') return
 			if (wholeFile(plan)) emit(plan, 'download.completed', { handed_over: true })
-			signal.addEventListener('abort', () => emit(plan, 'download.broken', { bytes_written: null }), { once: true })
+			signal().addEventListener('abort', () => emit(plan, 'download.broken', { bytes_written: null }), { once: true })
 		},
 		ended(plan, end) {
 			if (!reports(plan) || plan.body.kind === 'zero-copy') return

@@ -83,6 +83,9 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 		server: PeerInfo | null,
 	): Response {
 		const rec = telemetry.record(request)
+		// Bun builds a request's AbortSignal when first asked (and tracks it once listened to):
+		// only streams and unlimited bodies' events need it, not every zero-copy answer.
+		const signalOf = () => request.signal
 		rec.jti = plan.claims.jti
 		rec.budgeted = plan.budgeted
 		const paced = plan.claims.rate !== undefined && plan.body.kind === 'stream'
@@ -92,7 +95,7 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 			response = downloadResponse(
 				plan,
 				method,
-				request.signal,
+				signalOf,
 				(end) => {
 					if (paced) telemetry.metrics.pacedInFlight.dec()
 					void downloads.finish(plan, end).then((returned) => {
@@ -109,7 +112,7 @@ export function createDownloadEndpoint(deps: DownloadEndpointDeps): DownloadEndp
 			void downloads.finish(plan, { status: 500, written: 0, complete: false })
 			throw err
 		}
-		downloads.started(plan, request.signal)
+		downloads.started(plan, signalOf)
 		rec.status = response.status
 		rec.bytes = Number(response.headers.get('content-length') ?? 0)
 		if (telemetry.logsRequests) rec.ip = clientIp(request, server, deps.trustProxy)

@@ -16,6 +16,17 @@ export interface BodyEnd {
 	readonly complete: boolean
 }
 
+// The last file's Last-Modified, formatted once: repeated downloads of one file skip toUTCString.
+let lastMtimeMs = Number.NaN
+let lastModified = ''
+function httpDateOf(mtimeMs: number): string {
+	if (mtimeMs !== lastMtimeMs) {
+		lastMtimeMs = mtimeMs
+		lastModified = new Date(mtimeMs).toUTCString()
+	}
+	return lastModified
+}
+
 // Adds the representation's headers to `headers` (the caller's own object: one allocation per response).
 function withRepresentationHeaders(plan: DownloadPlan, headers: Record<string, string>): Record<string, string> {
 	const { file, claims } = plan
@@ -25,7 +36,7 @@ function withRepresentationHeaders(plan: DownloadPlan, headers: Record<string, s
 	headers['Cache-Control'] = 'private, no-store'
 	headers['Accept-Ranges'] = 'bytes'
 	headers.ETag = file.etag
-	headers['Last-Modified'] = new Date(file.mtimeMs).toUTCString()
+	headers['Last-Modified'] = httpDateOf(file.mtimeMs)
 	headers.Date = httpDateNow()
 	return headers
 }
@@ -42,7 +53,7 @@ function withRepresentationHeaders(plan: DownloadPlan, headers: Record<string, s
 export function downloadResponse(
 	plan: DownloadPlan,
 	method: 'GET' | 'HEAD',
-	signal: AbortSignal,
+	signal: () => AbortSignal,
 	onEnd: (end: BodyEnd) => void,
 	extraHeaders: Record<string, string> = {},
 ): Response {
@@ -99,6 +110,6 @@ export function downloadResponse(
 		},
 		{ rate: plan.claims.rate },
 	)
-	signal.addEventListener('abort', abort, { once: true })
+	signal().addEventListener('abort', abort, { once: true })
 	return new Response(stream, { status, headers })
 }

@@ -58,10 +58,10 @@ export interface DownloadService {
 	finish(plan: DownloadPlan, end: BodyEnd): Promise<number>
 	/**
 	 * The body was handed over (a zero-copy body ends there for the service)
-	 * and `signal` will say when the client leaves before it is sent: writes
+	 * and `signal()` will say when the client leaves before it is sent: writes
 	 * the events of an unlimited token's body. Never throws.
 	 */
-	started(plan: DownloadPlan, signal: AbortSignal): void
+	started(plan: DownloadPlan, signal: () => AbortSignal): void
 	/** A refused download, for the download.denied event. Never throws. */
 	refused(err: AppError, context: { userId: string; filename: string; requestId: string; ip: string }): void
 }
