@@ -1,21 +1,10 @@
 import { describe, expect, test } from 'bun:test'
-import { type Env, loadConfig } from '../../src/config'
-import { configError, expectRefused } from './refused'
+import { loadConfig } from '../../src/config'
+import { API_KEY, configError, expectRefused, PRODUCTION, SECRET } from './refused'
 
 // Proves docs/contract.md §2 for loadConfig as a whole: the defaults, a
 // production environment that loads, the one-line error, the frozen result,
 // and the process that exits 1 with that line.
-
-const SECRET = 's'.repeat(32)
-const API_KEY = 'k'.repeat(16)
-
-/** A production environment that loads; tests break one variable at a time. */
-const PRODUCTION: Env = {
-	NODE_ENV: 'production',
-	JWT_SECRET: SECRET,
-	REDIS_URL: 'redis://127.0.0.1:6379',
-	API_KEYS: API_KEY,
-}
 
 describe('loadConfig defaults (development, nothing set)', () => {
 	const config = loadConfig({})

@@ -24,3 +24,14 @@ export function expectRefused(env: Env, variable: EnvVar, ...alsoNames: EnvVar[]
 	for (const other of alsoNames) expect(err.message).toContain(other)
 	return err
 }
+
+export const SECRET = 's'.repeat(32)
+export const API_KEY = 'k'.repeat(16)
+
+/** A production environment that loads; tests break one variable at a time. */
+export const PRODUCTION: Env = {
+	NODE_ENV: 'production',
+	JWT_SECRET: SECRET,
+	REDIS_URL: 'redis://127.0.0.1:6379',
+	API_KEYS: API_KEY,
+}

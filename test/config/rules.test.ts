@@ -1,21 +1,10 @@
 import { describe, expect, test } from 'bun:test'
-import { type Env, loadConfig } from '../../src/config'
-import { expectRefused } from './refused'
+import { loadConfig } from '../../src/config'
+import { API_KEY, expectRefused, PRODUCTION, SECRET } from './refused'
 
 // Proves the rules of docs/contract.md §2 that span variables (other than
 // Redis's): JWT_SECRET in production and development, who may issue tokens,
 // WORKERS, and the token lifetimes.
-
-const SECRET = 's'.repeat(32)
-const API_KEY = 'k'.repeat(16)
-
-/** A production environment that loads; tests break one variable at a time. */
-const PRODUCTION: Env = {
-	NODE_ENV: 'production',
-	JWT_SECRET: SECRET,
-	REDIS_URL: 'redis://127.0.0.1:6379',
-	API_KEYS: API_KEY,
-}
 
 describe('loadConfig in production: JWT_SECRET', () => {
 	test('without JWT_SECRET it refuses to start', () => {

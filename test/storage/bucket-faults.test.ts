@@ -1,21 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { parseScrape } from '../modules/ops/prometheus'
 import { tracked } from '../support/child-processes'
-import {
-	bearer,
-	downloadPath,
-	makeTestApp,
-	REPO_ROOT,
-	randomBytesOf,
-	sha256,
-	TEST_SECRET,
-	type TestApp,
-} from '../support/helpers'
+import { bearer, downloadPath, makeTestApp, REPO_ROOT, randomBytesOf, sha256, TEST_SECRET } from '../support/helpers'
 import { pollUntil } from '../support/poll'
 import { freePort } from '../support/redis-server'
-import { type S3Server, startS3Server } from '../support/s3-server'
-import { MiB, QUIET_LIMITS, type RecordReader, recordReader } from './bucket-fixtures'
-import { type BucketProxy, startBucketProxy } from './bucket-proxy'
+import { bucketForFile, MiB, QUIET_LIMITS, recordReader } from './bucket-fixtures'
 
 // The bucket at its worst, through the real service: an object replaced
 // between the check (HEAD) and the read (GET), deleted or cut off mid-body,
@@ -30,21 +19,23 @@ const ALLOWANCE = MiB
 
 const USER = 'u1'
 
-let server: S3Server
-let proxy: BucketProxy
-let t: TestApp
-let records: RecordReader
+const { server, proxy, afterTests } = await bucketForFile()
+const t = await makeTestApp({
+	bucket: { ...server, endpoint: proxy.endpoint },
+	// Each request checks the object afresh (one HEAD): the faults below land between that check and the read.
+	env: { ...QUIET_LIMITS, RESUME_ALLOWANCE: String(ALLOWANCE), OPEN_FILE_CACHE_VALID: '0' },
+})
+const records = recordReader(t.config.redisKeyPrefix)
+afterTests(
+	() => t.close(),
+	() => records.close(),
+)
 
 const download = (file: string, token: string, init: RequestInit = {}) =>
 	t.request(downloadPath(USER, file), { ...init, headers: { ...bearer(token), ...init.headers } })
 const errorOf = async (res: Response) => ((await res.json()) as { error: string }).error
 const issue = (file: string, query = '') => t.issue(USER, file, query)
-const settledBudget = (jti: string) =>
-	pollUntil(
-		() => records.budget(USER, jti),
-		(b) => b.inFlight === 0,
-		STORAGE_TIMEOUT_MS + MARGIN_MS,
-	)
+const settledBudget = (jti: string) => records.settledBudget(USER, jti, STORAGE_TIMEOUT_MS + MARGIN_MS)
 /** The requests for one object since `from`, as `METHOD` strings. */
 const requestsSince = (from: number, file: string) =>
 	proxy.requests
@@ -75,27 +66,6 @@ async function readAll(
 		return { bytes: Buffer.concat(chunks), error: err instanceof Error ? err.name : String(err) }
 	}
 }
-
-beforeAll(async () => {
-	server = await startS3Server()
-	proxy = await startBucketProxy(server.port)
-	t = await makeTestApp({
-		bucket: { ...server, endpoint: proxy.endpoint },
-		// Each request checks the object afresh (one HEAD): the faults below land between that check and the read.
-		env: { ...QUIET_LIMITS, RESUME_ALLOWANCE: String(ALLOWANCE), OPEN_FILE_CACHE_VALID: '0' },
-	})
-	records = recordReader(t.config.redisKeyPrefix)
-})
-afterAll(async () => {
-	// The servers go whatever the app's close says (it fails on a logged internal error).
-	try {
-		await t.close()
-	} finally {
-		await records.close()
-		await proxy.close()
-		await server.destroy()
-	}
-})
 
 describe('an object replaced between the check and the read', () => {
 	const v1 = randomBytesOf(200 * 1024)

@@ -1,8 +1,13 @@
+import { afterAll } from 'bun:test'
 import { Redis } from 'ioredis'
-import type { BucketTarget } from '../support/s3-server'
+import { serviceEnv } from '../support/helpers'
+import { pollUntil } from '../support/poll'
+import { type BucketTarget, type S3Server, startS3Server } from '../support/s3-server'
+import { type BucketProxy, startBucketProxy } from './bucket-proxy'
 
-// What the bucket suites read besides the service's answers: an object's own
-// headers straight from the bucket, and a token's record in Redis.
+// What the bucket suites share: s3rver behind the proxy that records what the
+// service asks of it, and what they read besides the service's answers: an
+// object's own headers straight from the bucket, and a token's record in Redis.
 
 export const MiB = 1024 * 1024
 
@@ -36,6 +41,8 @@ export interface Budget {
 /** Reads token records and events on the test redis-server (TEST_REDIS_URL) under one key prefix. */
 export interface RecordReader {
 	budget(userId: string, jti: string): Promise<Budget>
+	/** The budget once no body holds a reservation (a body ends for the store a moment after the client has it). */
+	settledBudget(userId: string, jti: string, timeoutMs?: number): Promise<Budget>
 	/** Events of `type` about `jti`, their data parsed, oldest first. */
 	events(type: string, jti: string): Promise<Record<string, unknown>[]>
 	close(): Promise<void>
@@ -52,6 +59,13 @@ export function recordReader(prefix: string, redisUrl = process.env.TEST_REDIS_U
 			const open = Object.entries(record).filter(([field, value]) => field.startsWith('v:') && value !== 'x')
 			return { left: number(record.b), allowance: number(record.a), inFlight: open.length }
 		},
+		settledBudget(userId, jti, timeoutMs = 5000) {
+			return pollUntil(
+				() => this.budget(userId, jti),
+				(b) => b.inFlight === 0,
+				timeoutMs,
+			)
+		},
 		async events(type, jti) {
 			const entries = await redis.xrange(`${prefix}events`, '-', '+')
 			return entries
@@ -64,6 +78,57 @@ export function recordReader(prefix: string, redisUrl = process.env.TEST_REDIS_U
 		},
 		async close() {
 			redis.disconnect()
+		},
+	}
+}
+
+/** s3rver behind the recording proxy, started for one test file. */
+export interface BucketFixture {
+	readonly server: S3Server
+	readonly proxy: BucketProxy
+	/** The environment of a service process (`serviceEnv`) on this bucket at `endpoint` (the proxy's unless given). */
+	serviceEnv(extra?: Record<string, string>, endpoint?: string): Record<string, string>
+	/**
+	 * Runs `steps` after the file's last test, in order, each whatever the ones
+	 * before said (a test app's close fails on a logged internal error); the
+	 * servers stop after them. The first failure fails the file.
+	 */
+	afterTests(...steps: (() => unknown)[]): void
+}
+
+/** Starts s3rver and its proxy for this test file; they stop after its last test. */
+export async function bucketForFile(): Promise<BucketFixture> {
+	const server = await startS3Server()
+	const proxy = await startBucketProxy(server.port)
+	const steps: (() => unknown)[] = []
+	afterAll(async () => {
+		let failure: unknown = null
+		for (const step of [...steps, () => proxy.close(), () => server.destroy()]) {
+			try {
+				await step()
+			} catch (err) {
+				failure ??= err
+			}
+		}
+		if (failure !== null) throw failure
+	})
+	return {
+		server,
+		proxy,
+		serviceEnv: (extra = {}, endpoint = proxy.endpoint) =>
+			serviceEnv('', {
+				STORAGE_DIR: '',
+				S3_BUCKET: server.bucket,
+				S3_ENDPOINT: endpoint,
+				S3_ACCESS_KEY_ID: server.accessKeyId,
+				S3_SECRET_ACCESS_KEY: server.secretAccessKey,
+				NODE_ENV: 'production',
+				ISSUE_AUTH: 'none',
+				...QUIET_LIMITS,
+				...extra,
+			}),
+		afterTests: (...more) => {
+			steps.push(...more)
 		},
 	}
 }

@@ -1,14 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { serviceEnv } from '../support/helpers'
 import { pollUntil } from '../support/poll'
-import { type S3Server, startS3Server } from '../support/s3-server'
 import { type ServerProcess, startServerProcess } from '../support/server-process'
-import { MiB, QUIET_LIMITS, type RecordReader, recordReader } from './bucket-fixtures'
-import { type BucketProxy, startBucketProxy } from './bucket-proxy'
+import { bucketForFile, MiB, type RecordReader, recordReader } from './bucket-fixtures'
 import { patternBytes } from './contract'
 
 // Memory of the service as deployed (`bun src/index.ts`) while it streams
@@ -21,8 +18,8 @@ const GiB = 1024 * MiB
 /** A block repeated to make the large objects, so their hash needs no copy of them. */
 const BLOCK = patternBytes(MiB, 41)
 
-let server: S3Server
-let proxy: BucketProxy
+const bucket = await bucketForFile()
+const { server, proxy } = bucket
 let service: ServerProcess
 let records: RecordReader
 let scratch: string
@@ -86,31 +83,15 @@ async function hashBody(res: Response): Promise<{ sha: string; bytes: number }> 
 
 beforeAll(async () => {
 	scratch = await mkdtemp(join(tmpdir(), 'dlg-bucket-memory-'))
-	server = await startS3Server()
-	proxy = await startBucketProxy(server.port)
-	const env = serviceEnv('', {
-		STORAGE_DIR: '',
-		S3_BUCKET: server.bucket,
-		S3_ENDPOINT: proxy.endpoint,
-		S3_ACCESS_KEY_ID: server.accessKeyId,
-		S3_SECRET_ACCESS_KEY: server.secretAccessKey,
-		NODE_ENV: 'production',
-		ISSUE_AUTH: 'none',
-		...QUIET_LIMITS,
-	})
+	const env = bucket.serviceEnv()
 	service = await startServerProcess(env)
 	records = recordReader(env.REDIS_KEY_PREFIX ?? '')
 })
-afterAll(async () => {
-	try {
-		expect(await service.stop()).toBe(0)
-	} finally {
-		await records.close()
-		await proxy.close()
-		await server.destroy()
-		await rm(scratch, { recursive: true, force: true })
-	}
-})
+bucket.afterTests(
+	async () => expect(await service.stop()).toBe(0),
+	() => records.close(),
+	() => rm(scratch, { recursive: true, force: true }),
+)
 
 describe('memory while streaming from a bucket', () => {
 	test('a 1 GiB object on a one-use token: exact bytes, the budget spent, RssAnon flat', async () => {

@@ -3,9 +3,7 @@ import { parse as parseDisposition } from 'content-disposition'
 import { contentDisposition } from '../../src/http/content-disposition'
 import { bearer, downloadPath, makeTestApp, randomBytesOf, sha256, type TestApp } from '../support/helpers'
 import { pollUntil } from '../support/poll'
-import { type S3Server, startS3Server } from '../support/s3-server'
-import { MiB, objectHead, QUIET_LIMITS, type RecordReader, recordReader } from './bucket-fixtures'
-import { type BucketProxy, startBucketProxy } from './bucket-proxy'
+import { bucketForFile, MiB, objectHead, QUIET_LIMITS, recordReader } from './bucket-fixtures'
 
 // docs/contract.md §3.2 and §6 through the real service with its files in a
 // bucket (s3rver, behind a proxy that sees every request the service sends it).
@@ -15,12 +13,20 @@ const USER = 'u1'
 const CLIP = 'clip.mp4'
 const UNICODE = 'Öffnung “Ü” 日本.mp4'
 
-let server: S3Server
-let proxy: BucketProxy
-let t: TestApp
-let records: RecordReader
 const clip = randomBytesOf(3 * MiB + 7)
 const tiny = randomBytesOf(10_000)
+const { server, proxy, afterTests } = await bucketForFile()
+// Every request checks the object afresh (one HEAD each), so the counts below are exact; the
+// remembered version (OPEN_FILE_CACHE_VALID) has its own test at the end.
+const t = await makeTestApp({
+	bucket: { ...server, endpoint: proxy.endpoint },
+	env: { ...QUIET_LIMITS, OPEN_FILE_CACHE_VALID: '0' },
+})
+const records = recordReader(t.config.redisKeyPrefix)
+afterTests(
+	() => t.close(),
+	() => records.close(),
+)
 
 const get = (file: string, token: string, headers: Record<string, string> = {}, method = 'GET') =>
 	t.request(downloadPath(USER, file), { method, headers: { ...bearer(token), ...headers } })
@@ -29,36 +35,11 @@ const issue = async (file: string, query = '') => {
 	return { ...issued, size: (issued as unknown as { size: number }).size }
 }
 const errorOf = async (res: Response) => ((await res.json()) as { error: string }).error
-/** The budget once every body has been settled (a body ends for the store a moment after the client has it). */
-const settledBudget = (userId: string, jti: string) =>
-	pollUntil(
-		() => records.budget(userId, jti),
-		(b) => b.inFlight === 0,
-		5000,
-	)
+const settledBudget = (userId: string, jti: string) => records.settledBudget(userId, jti)
 
 beforeAll(async () => {
-	server = await startS3Server()
-	proxy = await startBucketProxy(server.port)
-	// Every request checks the object afresh (one HEAD each), so the counts below are exact; the
-	// remembered version (OPEN_FILE_CACHE_VALID) has its own test at the end.
-	t = await makeTestApp({
-		bucket: { ...server, endpoint: proxy.endpoint },
-		env: { ...QUIET_LIMITS, OPEN_FILE_CACHE_VALID: '0' },
-	})
-	records = recordReader(t.config.redisKeyPrefix)
 	await t.putFile(USER, CLIP, clip)
 	await t.putFile(USER, UNICODE, tiny)
-})
-afterAll(async () => {
-	// The servers go whatever the app's close says (it fails on a logged internal error).
-	try {
-		await t.close()
-	} finally {
-		await records.close()
-		await proxy.close()
-		await server.destroy()
-	}
 })
 
 describe('issuance from a bucket', () => {

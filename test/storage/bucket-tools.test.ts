@@ -1,13 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytesOf, serviceEnv, sha256 } from '../support/helpers'
-import { type S3Server, startS3Server } from '../support/s3-server'
+import { randomBytesOf, sha256 } from '../support/helpers'
 import { type ServerProcess, startServerProcess } from '../support/server-process'
 import { requireTool, run } from '../support/tools'
-import { MiB, QUIET_LIMITS, type RecordReader, recordReader } from './bucket-fixtures'
-import { type BucketProxy, startBucketProxy } from './bucket-proxy'
+import { bucketForFile, MiB, type RecordReader, recordReader } from './bucket-fixtures'
 
 // The download clients people use, against the service as deployed
 // (`bun src/index.ts`, production) with its files in a bucket: curl as the
@@ -17,8 +15,8 @@ import { type BucketProxy, startBucketProxy } from './bucket-proxy'
 
 const USER = '123'
 
-let server: S3Server
-let proxy: BucketProxy
+const bucket = await bucketForFile()
+const { server, proxy } = bucket
 let service: ServerProcess
 let records: RecordReader
 let work: string
@@ -26,20 +24,6 @@ const video = randomBytesOf(3 * MiB + 11)
 const long = randomBytesOf(40 * MiB + 3)
 
 /** The service's environment with its files in `endpoint`'s bucket. */
-function bucketEnv(endpoint: string, extra: Record<string, string> = {}): Record<string, string> {
-	return serviceEnv('', {
-		STORAGE_DIR: '',
-		S3_BUCKET: server.bucket,
-		S3_ENDPOINT: endpoint,
-		S3_ACCESS_KEY_ID: server.accessKeyId,
-		S3_SECRET_ACCESS_KEY: server.secretAccessKey,
-		NODE_ENV: 'production',
-		ISSUE_AUTH: 'none',
-		...QUIET_LIMITS,
-		...extra,
-	})
-}
-
 async function issue(base: string, file: string, query = ''): Promise<{ token: string; jti: string }> {
 	const res = await fetch(`${base}/api/get-download-token/${USER}/${encodeURIComponent(file)}${query}`)
 	if (res.status !== 200) throw new Error(`issue: ${res.status} ${await res.text()}`)
@@ -78,11 +62,9 @@ const statusOf = async (url: string, token: string) =>
 		.stdout
 
 beforeAll(async () => {
-	server = await startS3Server()
-	proxy = await startBucketProxy(server.port)
 	await server.put(`${USER}/myvideo.mp4`, video)
 	await server.put(`${USER}/long.mp4`, long)
-	const env = bucketEnv(proxy.endpoint, {
+	const env = bucket.serviceEnv({
 		ALLOW_QUERY_TOKEN: 'true',
 		// Bytes written but unread when a rate-limited client is killed sit in socket buffers: on
 		// loopback a receive buffer autotunes up to tcp_rmem's maximum (32 MiB here), plus 4 MiB
@@ -94,16 +76,11 @@ beforeAll(async () => {
 	records = recordReader(env.REDIS_KEY_PREFIX ?? '')
 	work = await mkdtemp(join(tmpdir(), 'dlg-bucket-tools-'))
 })
-afterAll(async () => {
-	try {
-		expect(await service.stop()).toBe(0)
-	} finally {
-		await records.close()
-		await proxy.close()
-		await server.destroy()
-		await rm(work, { recursive: true, force: true })
-	}
-})
+bucket.afterTests(
+	async () => expect(await service.stop()).toBe(0),
+	() => records.close(),
+	() => rm(work, { recursive: true, force: true }),
+)
 
 describe('download clients against a bucket', () => {
 	test("the original guide's two curl commands save the file under its name with its bytes", async () => {
@@ -250,7 +227,7 @@ describe('download clients against a bucket', () => {
 
 describe('S3_REDIRECT=unlimited, as a client follows it', () => {
 	test('curl -OJL follows the 302 to the presigned URL and saves the file under its name with its bytes', async () => {
-		const redirecting = await startServerProcess(bucketEnv(server.endpoint, { S3_REDIRECT: 'unlimited' }))
+		const redirecting = await startServerProcess(bucket.serviceEnv({ S3_REDIRECT: 'unlimited' }, server.endpoint))
 		try {
 			const cwd = await mkdtemp(join(work, 'redirect-'))
 			const { token } = await issue(redirecting.url, 'myvideo.mp4')

@@ -1,3 +1,4 @@
+import { afterAll, afterEach } from 'bun:test'
 import type { Cluster, Redis } from 'ioredis'
 import { systemClock } from '../../../src/clock'
 import { EVENT_TYPES } from '../../../src/config'
@@ -27,6 +28,22 @@ export async function connectRedis(url = process.env.TEST_REDIS_URL ?? ''): Prom
 	client.on('error', () => {})
 	await waitReady(client, 5000)
 	return client
+}
+
+/** This test file's connection to the test Redis, closed after its last test. */
+export async function redisForFile(): Promise<Redis | Cluster> {
+	const client = await connectRedis()
+	afterAll(() => client.disconnect())
+	return client
+}
+
+/** What a test pushes here is undone after it, last first. */
+export function cleanupsAfterEach(): (() => unknown)[] {
+	const cleanups: (() => unknown)[] = []
+	afterEach(async () => {
+		for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+	})
+	return cleanups
 }
 
 /** Stream keys no other test uses. */

@@ -1,16 +1,16 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import type { Cluster, Redis } from 'ioredis'
+import { describe, expect, test } from 'bun:test'
 import { createWebhookDelivery, endpointLabel, type WebhookDelivery } from '../../../src/modules/events/webhooks'
 import { freePort } from '../../support/redis-server'
 import { startSilentListener, startWebhookReceiver } from '../../support/webhook-receiver'
 import {
-	connectRedis,
+	cleanupsAfterEach,
 	fieldsOf,
 	groupState,
 	makeEvent,
 	pendingByConsumer,
 	quietLog,
 	recordingMetrics,
+	redisForFile,
 	sortedIds,
 	startDelivery,
 	type TestEvent,
@@ -20,8 +20,8 @@ import {
 	writeEvents,
 } from './fixtures'
 
-let redis: Redis | Cluster
-const cleanups: (() => unknown)[] = []
+const redis = await redisForFile()
+const cleanups = cleanupsAfterEach()
 const started = async (delivery: Promise<WebhookDelivery>) => {
 	const d = await delivery
 	cleanups.push(() => d.stop())
@@ -33,14 +33,6 @@ const receiver = () => {
 	return r
 }
 const expected = (e: TestEvent) => ({ id: e.id, type: e.type, timestamp: e.timestamp, data: e.data })
-
-beforeAll(async () => {
-	redis = await connectRedis()
-})
-afterEach(async () => {
-	for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-afterAll(() => redis.disconnect())
 
 describe('webhook delivery', () => {
 	test('each event of the chosen types reaches every endpoint once, signed, exactly as the stream entry says; other types are acknowledged unsent', async () => {

@@ -1,12 +1,11 @@
-import { afterAll, beforeAll, expect, test } from 'bun:test'
-import type { Cluster, Redis } from 'ioredis'
+import { expect, test } from 'bun:test'
 import { endpointLabel } from '../../../src/modules/events/webhooks'
 import { startWebhookReceiver } from '../../support/webhook-receiver'
 import {
-	connectRedis,
 	groupState,
 	makeEvent,
 	recordingMetrics,
+	redisForFile,
 	sortedIds,
 	startDelivery,
 	uniqueKeys,
@@ -15,11 +14,7 @@ import {
 	writeEvents,
 } from './fixtures'
 
-let redis: Redis | Cluster
-beforeAll(async () => {
-	redis = await connectRedis()
-})
-afterAll(() => redis.disconnect())
+const redis = await redisForFile()
 
 const PER_SECOND = 20
 

@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, expect, test } from 'bun:test'
-import type { Cluster, Redis } from 'ioredis'
+import { expect, test } from 'bun:test'
 import type { FetchLike } from '../../../src/modules/events/webhooks'
 import { startWebhookReceiver } from '../../support/webhook-receiver'
 import {
-	connectRedis,
 	groupState,
 	makeEvent,
+	redisForFile,
 	sortedIds,
 	startDelivery,
 	uniqueKeys,
@@ -14,11 +13,7 @@ import {
 	writeEvents,
 } from './fixtures'
 
-let redis: Redis | Cluster
-beforeAll(async () => {
-	redis = await connectRedis()
-})
-afterAll(() => redis.disconnect())
+const redis = await redisForFile()
 
 const OUTAGE_MS = 20_000
 const CAP_MS = 2000

@@ -1,12 +1,11 @@
-import { afterAll, beforeAll, expect, test } from 'bun:test'
-import type { Cluster, Redis } from 'ioredis'
+import { expect, test } from 'bun:test'
 import { tracked } from '../../support/child-processes'
 import { startWebhookReceiver } from '../../support/webhook-receiver'
 import {
-	connectRedis,
 	groupState,
 	makeEvent,
 	pendingByConsumer,
+	redisForFile,
 	sortedIds,
 	startDelivery,
 	uniqueKeys,
@@ -17,11 +16,7 @@ import {
 } from './fixtures'
 import type { ChildWorkerSettings } from './webhook-worker-child'
 
-let redis: Redis | Cluster
-beforeAll(async () => {
-	redis = await connectRedis()
-})
-afterAll(() => redis.disconnect())
+const redis = await redisForFile()
 
 test('an instance SIGKILLed while it holds pending entries: another instance takes them over and delivers them', async () => {
 	const keys = uniqueKeys('takeover')

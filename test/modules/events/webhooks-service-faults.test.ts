@@ -1,8 +1,7 @@
-import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
+import { expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Cluster, Redis } from 'ioredis'
 import { makeTestApp, serviceEnv, uniquePrefix } from '../../support/helpers'
 import { waitFor as heldBy } from '../../support/poll'
 import { type RedisServer, startRedisServer } from '../../support/redis-server'
@@ -10,10 +9,12 @@ import { startServerProcess } from '../../support/server-process'
 import { startWebhookReceiver } from '../../support/webhook-receiver'
 import {
 	ALL_TYPES,
+	cleanupsAfterEach,
 	connectRedis,
 	FAST_TUNING,
 	groupState,
 	pendingByConsumer,
+	redisForFile,
 	sortedIds,
 	WEBHOOK_SECRET,
 	waitFor,
@@ -25,15 +26,8 @@ import { readStream, type StreamEvent } from './stream'
 // that test it: a service process SIGKILLed while it holds deliveries, and
 // Redis itself killed and restarted from its append-only file.
 
-let redis: Redis | Cluster
-const cleanups: (() => unknown)[] = []
-beforeAll(async () => {
-	redis = await connectRedis()
-})
-afterEach(async () => {
-	for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-afterAll(() => redis.disconnect())
+const redis = await redisForFile()
+const cleanups = cleanupsAfterEach()
 
 const jtiOf = (payload: unknown) => String((payload as StreamEvent).data.jti)
 

@@ -1,5 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import type { Cluster, Redis } from 'ioredis'
+import { describe, expect, test } from 'bun:test'
 import type { Env } from '../../../src/config'
 import { endpointLabel } from '../../../src/modules/events/webhooks'
 import { bearer, downloadPath, makeTestApp, randomBytesOf, type TestApp } from '../../support/helpers'
@@ -7,9 +6,10 @@ import { startSilentListener, startWebhookReceiver, type WebhookReceiver } from 
 import { parseScrape, type Scrape } from '../ops/prometheus'
 import {
 	ALL_TYPES,
-	connectRedis,
+	cleanupsAfterEach,
 	FAST_TUNING,
 	groupState,
+	redisForFile,
 	sortedIds,
 	WEBHOOK_SECRET,
 	waitFor,
@@ -25,15 +25,8 @@ import { readStream, type StreamEvent, typesOf } from './stream'
 
 const MiB = 1024 * 1024
 
-let redis: Redis | Cluster
-const cleanups: (() => unknown)[] = []
-beforeAll(async () => {
-	redis = await connectRedis()
-})
-afterEach(async () => {
-	for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-afterAll(() => redis.disconnect())
+const redis = await redisForFile()
+const cleanups = cleanupsAfterEach()
 
 const receiver = (): WebhookReceiver => {
 	const r = startWebhookReceiver(WEBHOOK_SECRET)

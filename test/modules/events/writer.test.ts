@@ -1,17 +1,12 @@
-import { afterAll, beforeAll, expect, test } from 'bun:test'
-import type { Cluster, Redis } from 'ioredis'
+import { expect, test } from 'bun:test'
 import { systemClock } from '../../../src/clock'
 import { createEventWriter } from '../../../src/modules/events/writer'
-import { connectRedis, quietLog, uniqueKeys } from './fixtures'
+import { quietLog, redisForFile, uniqueKeys } from './fixtures'
 
 // The instance's own events (unlimited tokens' downloads, denials, Cluster's handed-back entries):
 // appended in batches, in order, each counted written or dropped exactly once.
 
-let redis: Redis | Cluster
-beforeAll(async () => {
-	redis = await connectRedis()
-})
-afterAll(() => redis.disconnect())
+const redis = await redisForFile()
 
 function writerOn(streamKey: string) {
 	const written: string[] = []
