@@ -51,6 +51,15 @@ const ACK_RECOVERY_WAIT_MS = 5000
 
 /** No answer during a failover takes longer than this (the store's ~1 s budget plus HTTP). */
 const FAIL_FAST_MS = 1600
+/**
+ * Without REDIS_MIN_REPLICAS_ACK a write is acknowledged before it is
+ * replicated: one sent before the primary stops and acknowledged no earlier
+ * than this before it may be lost with it (Redis' asynchronous replication:
+ * seen 1 ms before and 4 ms after the fault, the 200 reaching the test after
+ * Redis answered, in about one run in three under load on two cores). Every
+ * other write, acknowledged earlier or sent after the fault, must survive it.
+ */
+const REPLICATION_WINDOW_MS = 100
 
 const FILE = 'clip.mp4'
 const SHARED_PREFIX = uniquePrefix()
@@ -280,10 +289,13 @@ export function serviceScenarios(topo: () => Topology): void {
 			} finally {
 				const report = await load.stop()
 				await t.restore(primary, replica)
-				const lost = await lostWrites(a, user, FILE, report)
+				const { lost, unreplicated } = await lostWrites(a, user, FILE, report, {
+					at: faultAt,
+					windowMs: REPLICATION_WINDOW_MS,
+				})
 				const r = recovery(report, faultAt)
 				console.log(
-					`${FIGURES} ${label}: Redis failover ${promotedAt - faultAt} ms after the fault; service 200 again ${r.recoveredAt === null ? 'never' : `${r.recoveredAt - faultAt} ms after the fault (${r.recoveredAt - promotedAt} ms after Redis)`}; ${r.failures} answers 503, slowest ${r.slowestFailureMs} ms; ${report.samples.length} requests`,
+					`${FIGURES} ${label}: Redis failover ${promotedAt - faultAt} ms after the fault; service 200 again ${r.recoveredAt === null ? 'never' : `${r.recoveredAt - faultAt} ms after the fault (${r.recoveredAt - promotedAt} ms after Redis)`}; ${r.failures} answers 503, slowest ${r.slowestFailureMs} ms; ${report.samples.length} requests; ${unreplicated.length} write(s) in flight at the fault (acknowledged within ${REPLICATION_WINDOW_MS} ms of it) undone`,
 				)
 				if (lost.length > 0 || report.violations.length > 0)
 					console.error(`${label}: the service's last Redis log lines:\n${redisLog(a)}`)
