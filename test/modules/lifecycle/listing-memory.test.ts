@@ -29,8 +29,10 @@ const HEAPS = [
 	{
 		name: 'in a container limited to 256 MiB',
 		env: { BUN_JSC_forceRAMSize: String(256 * MiB) },
-		// Pages in flight and what the collector has not taken yet: measured 3-8 MiB.
-		allowedGrowth: 12 * MiB,
+		// Pages in flight and what the collector has not taken yet: measured 3-8 MiB on a quiet
+		// machine, up to 14 with a CPU hog beside it and 18 once in a full CI run; 39 with no
+		// bound on pages built at once.
+		allowedGrowth: 24 * MiB,
 	},
 	{
 		name: 'on a host with no memory limit',
