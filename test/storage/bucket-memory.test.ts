@@ -166,10 +166,11 @@ describe('memory while streaming from a bucket', () => {
 		expect(gets).toBe(100)
 		// Every client got some of its body, none all of it: they were slow.
 		expect(received.filter((n) => n > 0 && n < object.size)).toHaveLength(100)
-		// What the service holds is a few chunks per client (about 2 MiB each: the sink's queue and the
-		// bucket answer's read-ahead), reached within a second and flat after it (measured: +200-240 MiB
-		// while 1.8 GiB flowed over 12 s), never what flowed through.
-		expect((peak - before) / MiB).toBeLessThan(320)
+		// What the service holds is a few chunks per client (2-3 MiB each: the sink's queue and what
+		// Bun's fetch reads ahead of the bucket answer's reader), reached within a second and flat after
+		// it (measured: +200-240 MiB while 1.8 GiB flowed over 12 s, +305 in a full CI run), never what
+		// flowed through: 4 MiB a client at most.
+		expect((peak - before) / MiB).toBeLessThan(400)
 		expect(total).toBeGreaterThan(2 * (peak - before))
 		const open = await pollUntil(
 			() => proxy.connections.filter((c) => !c.closed).length,
