@@ -216,16 +216,25 @@ describe(`MAX_CONCURRENT_DOWNLOADS_PER_USER=${LIMIT} on two instances sharing on
 		)
 		expect(heldAfter).toBe(0)
 		expect(await total('download_gate_download_slots_held')).toBe(0)
-		// The instances saw each of them broken mid-body, not complete (read until it settles: a full CI
-		// run once scraped 999 right after the last slot was freed; 1,000 in every run since).
-		expect(
-			await pollUntil(
-				async () =>
-					(await total('download_gate_downloads_total', { result: 'broken', budgeted: 'false' })) - brokenBefore,
-				(n) => n === ABORTED_DOWNLOADS,
-				3000,
-			),
-		).toBe(ABORTED_DOWNLOADS)
+		// The instances saw each of them broken mid-body, not complete. Full CI runs now and then count 999
+		// (an open defect: the closing note of 2026-12-06); say where every body went when they do.
+		const counted = async () => {
+			const byResult: Record<string, number> = {}
+			for (const result of ['full', 'partial', 'broken', 'not_modified', 'range_not_satisfiable'])
+				byResult[result] = await total('download_gate_downloads_total', { result, budgeted: 'false' })
+			return byResult
+		}
+		const settledBroken = await pollUntil(
+			async () =>
+				(await total('download_gate_downloads_total', { result: 'broken', budgeted: 'false' })) - brokenBefore,
+			(n) => n === ABORTED_DOWNLOADS,
+			3000,
+		)
+		if (settledBroken !== ABORTED_DOWNLOADS)
+			console.error(
+				`[slots] ${settledBroken} of ${ABORTED_DOWNLOADS} counted broken; by result: ${JSON.stringify(await counted())}`,
+			)
+		expect(settledBroken).toBe(ABORTED_DOWNLOADS)
 		console.log(`${ABORTED_DOWNLOADS} cut bodies (${refused} attempts refused while a slot was being freed)`)
 	}, 120_000)
 
