@@ -206,7 +206,11 @@ describe(`MAX_CONCURRENT_DOWNLOADS_PER_USER=${LIMIT} on two instances sharing on
 		}
 		await Promise.all(users.flatMap((u) => [client(u, 0), client(u, 1)]))
 		expect(cut.length).toBe(ABORTED_DOWNLOADS)
-		expect(Math.max(...cut)).toBeLessThan(SIZE)
+		// Each client stopped reading at its first bytes: with what the loopback socket buffers hold on
+		// top, far short of the body, so no server can have handed all of it over before the cut. (A
+		// client that read on until the test looked took up to 47 MB of the 64 MiB, and now and then a
+		// whole body was written before the reset: counted complete, rightly, and the test failed.)
+		expect(Math.max(...cut)).toBeLessThan(4 * MiB)
 
 		// Well within the 30 s lease: a slot still held now was never released, only renewed.
 		const heldAfter = await pollUntil(
@@ -216,26 +220,17 @@ describe(`MAX_CONCURRENT_DOWNLOADS_PER_USER=${LIMIT} on two instances sharing on
 		)
 		expect(heldAfter).toBe(0)
 		expect(await total('download_gate_download_slots_held')).toBe(0)
-		// The instances saw each of them broken mid-body, not complete. Full CI runs now and then count 999
-		// (an open defect: the closing note of 2026-12-06); say where every body went when they do.
-		const counted = async () => {
-			const byResult: Record<string, number> = {}
-			for (const result of ['full', 'partial', 'broken', 'not_modified', 'range_not_satisfiable'])
-				byResult[result] = await total('download_gate_downloads_total', { result, budgeted: 'false' })
-			return byResult
-		}
+		// The instances saw each of them broken mid-body, not complete.
 		const settledBroken = await pollUntil(
 			async () =>
 				(await total('download_gate_downloads_total', { result: 'broken', budgeted: 'false' })) - brokenBefore,
 			(n) => n === ABORTED_DOWNLOADS,
 			3000,
 		)
-		if (settledBroken !== ABORTED_DOWNLOADS)
-			console.error(
-				`[slots] ${settledBroken} of ${ABORTED_DOWNLOADS} counted broken; by result: ${JSON.stringify(await counted())}`,
-			)
 		expect(settledBroken).toBe(ABORTED_DOWNLOADS)
-		console.log(`${ABORTED_DOWNLOADS} cut bodies (${refused} attempts refused while a slot was being freed)`)
+		console.log(
+			`${ABORTED_DOWNLOADS} cut bodies, each after at most ${Math.max(...cut)} bytes (${refused} attempts refused while a slot was being freed)`,
+		)
 	}, 120_000)
 
 	test('the ip binding through the deployed processes: X-Forwarded-For is ignored without TRUST_PROXY, honoured with it', async () => {
