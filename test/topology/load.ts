@@ -24,6 +24,11 @@ export interface IssuedToken {
 	revoked: boolean
 	/** When its revocation was sent, and when the 200 arrived, once it did. */
 	revocation?: Acknowledged
+	/**
+	 * A revocation was sent and not acknowledged (503 or no answer): Redis may still have run it (a
+	 * write whose WAIT or reply failed is not undone), so the token may be live or revoked.
+	 */
+	revocationUnknown?: boolean
 }
 
 /** A write the service acknowledged: when the request was sent, and when its 200 arrived (ms epoch). */
@@ -139,7 +144,8 @@ export function startLoad(
 								body: JSON.stringify({ token }),
 							}),
 						)
-						if (revoke.status === 200) {
+						if (revoke.status !== 200) entry.revocationUnknown = true
+						else {
 							entry.revoked = true
 							entry.revocation = { sentAt: revoke.start, at: revoke.end }
 							await timed('download-revoked', index, () =>
@@ -169,6 +175,8 @@ export interface WritesAfterFault {
 	readonly lost: string[]
 	/** Writes sent before the fault and acknowledged at most `windowMs` before it (or after it) and since undone: what asynchronous replication may lose. */
 	readonly unreplicated: string[]
+	/** Revocations answered 503 that Redis ran all the same (allowed: not acknowledged is not undone). */
+	readonly revokedUnacknowledged: number
 }
 
 /**
@@ -192,16 +200,35 @@ export async function lostWrites(
 ): Promise<WritesAfterFault> {
 	const lost: string[] = []
 	const unreplicated: string[] = []
+	let revokedUnacknowledged = 0
 	for (const t of report.tokens) {
 		const res = await app.request(downloadPath(user, file), { method: 'HEAD', headers: bearer(t.token) })
 		const want = t.revoked ? 401 : 200
 		if (res.status === want) continue
+		// A HEAD has no body: the error code is asked for with a GET (a refusal sends no file).
+		const code = res.status === 401 ? await errorCodeOf(app, downloadPath(user, file), t.token) : ''
+		// Only an acknowledged write must have happened: a revocation answered 503 may have, too.
+		if (t.revocationUnknown && code === 'token_revoked') {
+			revokedUnacknowledged++
+			continue
+		}
 		const write = (t.revoked ? t.revocation : undefined) ?? t.issued
-		const sentence = `token ${t.jti} (${t.revoked ? 'revoked' : 'live'}) now answers ${res.status}, expected ${want}; sent ${fault.at - write.sentAt} ms before the fault, acknowledged ${write.at - fault.at} ms after it`
+		const sentence = `token ${t.jti} (${t.revoked ? 'revoked' : 'live'}) now answers ${res.status} ${code}, expected ${want}; sent ${fault.at - write.sentAt} ms before the fault, acknowledged ${write.at - fault.at} ms after it`
 		if (write.sentAt < fault.at && write.at > fault.at - fault.windowMs) unreplicated.push(sentence)
 		else lost.push(sentence)
 	}
-	return { lost, unreplicated }
+	return { lost, unreplicated, revokedUnacknowledged }
+}
+
+/** The error code a GET of `path` with `token` is refused with, or '' when it is not refused. */
+async function errorCodeOf(app: TestApp, path: string, token: string): Promise<string> {
+	const res = await app.request(path, { headers: bearer(token) })
+	if (res.ok) {
+		await res.arrayBuffer()
+		return ''
+	}
+	const body = (await res.json().catch(() => ({}))) as { error?: string }
+	return body.error ?? ''
 }
 
 /** Timings of a fault, from the load's samples. */
@@ -210,6 +237,8 @@ export interface Recovery {
 	readonly recoveredAt: number | null
 	/** Slowest answer other than 200 after the fault (ms). */
 	readonly slowestFailureMs: number
+	/** Which request that was (its op), or '' when none failed. */
+	readonly slowestFailureOp: string
 	/** 503s after the fault. */
 	readonly failures: number
 }
@@ -219,9 +248,14 @@ export function recovery(report: LoadReport, faultAt: number): Recovery {
 	const after = report.samples.filter((s) => s.start >= faultAt)
 	const ok = after.filter((s) => s.status === 200 && (s.op === 'issue' || s.op === 'download'))
 	const failed = after.filter((s) => s.status === 503 || s.status === 0)
+	const slowest = failed.reduce<Sample | null>(
+		(worst, s) => (worst === null || s.end - s.start > worst.end - worst.start ? s : worst),
+		null,
+	)
 	return {
 		recoveredAt: ok.length > 0 ? Math.min(...ok.map((s) => s.end)) : null,
-		slowestFailureMs: Math.max(0, ...failed.map((s) => s.end - s.start)),
+		slowestFailureMs: slowest === null ? 0 : slowest.end - slowest.start,
+		slowestFailureOp: slowest?.op ?? '',
 		failures: failed.length,
 	}
 }
