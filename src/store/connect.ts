@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
 import type { Config, RedisNatMap, StoreConfig } from '../config'
-import { budgetFromEntry, keepConnecting, watchSentinelPrimary } from './ioredis-workarounds'
+import { budgetFromEntry, countRedirectedResends, keepConnecting, watchSentinelPrimary } from './ioredis-workarounds'
 import type { RedisClient } from './scripts'
 
 /** Every store command settles within about this long, retries and redirections included (docs/contract.md §4: ~1 s). */
@@ -168,6 +168,7 @@ function clusterClient(store: Extract<StoreConfig, { kind: 'cluster' }>): Cluste
 	}
 	const cluster = new Cluster(copy(store.nodes), options)
 	budgetFromEntry(cluster, COMMAND_TIMEOUT_MS)
+	countRedirectedResends(cluster)
 	return cluster
 }
 

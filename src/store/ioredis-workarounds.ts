@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import { type Cluster, Redis } from 'ioredis'
 
-// Behaviour of ioredis (6.0.0, the version in bun.lock) that the store cannot
+// Behaviour of ioredis (6.1.0, the version in bun.lock) that the store cannot
 // live with, and what it does instead. Each workaround names the upstream
 // issue (or says there is none) and the test that goes red without it; drop
 // one only once that test passes without it on a newer ioredis.
@@ -93,6 +93,42 @@ export function budgetFromEntry(cluster: Cluster, timeoutMs: number): void {
 		return send(...args)
 	}
 }
+
+/** Per Cluster client: how many pipelined commands it resent on their own after a redirection. */
+const resends = new WeakMap<object, { n: number }>()
+
+/**
+ * Counts the commands of a pipeline that `cluster` resends on their own
+ * after a redirection, so a write and its `WAIT` can tell they were parted.
+ *
+ * ioredis 6.1.0 takes a pipelined command whose own reply is a redirection
+ * (MOVED, ASK, TRYAGAIN) out of its batch and resends it alone through the
+ * cluster (`resendOnRedirection` in Pipeline.js; what redis/ioredis#2075
+ * asked for). The store pipelines a write with `WAIT` so that WAIT runs on the
+ * connection that wrote (redis-runner.ts): a write redirected during a
+ * failover ran on the new primary while its WAIT counted the replicas of the
+ * node it left, and the write was acknowledged with no replica behind it
+ * (seen as writes answered 200 within 40 ms of a failover whose new primary
+ * had no replica, `REDIS_MIN_REPLICAS_ACK=1`). The runner reads this count
+ * around each acknowledged write and answers 503 when it moved.
+ *
+ * Pinned by test/topology/cluster.test.ts: "failover under load,
+ * REDIS_MIN_REPLICAS_ACK=1" (no write acknowledged while the failed primary's
+ * only replica has taken over and no other is back).
+ */
+export function countRedirectedResends(cluster: Cluster): void {
+	const count = { n: 0 }
+	resends.set(cluster, count)
+	const send = cluster.sendCommand.bind(cluster)
+	cluster.sendCommand = (...args: Parameters<Cluster['sendCommand']>) => {
+		// Set by resendOnRedirection just before it hands the command back to the cluster.
+		if ((args[0] as { redirection?: unknown }).redirection !== undefined) count.n++
+		return send(...args)
+	}
+}
+
+/** Pipelined commands `client` has resent alone after a redirection so far (always 0 but for a counted Cluster). */
+export const redirectedResends = (client: object): number => resends.get(client)?.n ?? 0
 
 /** One sentinel's view of the primary. */
 interface PrimaryView {

@@ -1,7 +1,9 @@
 import type { ChainableCommander } from 'ioredis'
 import type { Clock } from '../clock'
 import { StoreUnavailableError } from '../errors'
+import { COMMAND_TIMEOUT_MS } from './connect'
 import { type EventEntry, newEventIdBase, type StoreEvents } from './events'
+import { redirectedResends } from './ioredis-workarounds'
 import { type Reply, replyOf } from './redis-replies'
 import { type RedisClient, type Script, toInt } from './scripts'
 import type { EventContext } from './types'
@@ -46,6 +48,15 @@ export interface ScriptRunnerOptions {
 	readonly events: StoreEvents
 }
 
+/** `work`, or a rejection once `ms` passed without it settling (what it does later is ignored). */
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+	let timer: ReturnType<typeof setTimeout> | undefined
+	const late = new Promise<never>((_, reject) => {
+		timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+	})
+	return Promise.race([work, late]).finally(() => clearTimeout(timer))
+}
+
 /** Builds the runner over a ready `client`, which it never closes. */
 export function createScriptRunner(client: RedisClient, opts: ScriptRunnerOptions): ScriptRunner {
 	const { clock, events, minReplicasAck: ack, replicaAckTimeoutMs: ackTimeoutMs } = opts
@@ -60,11 +71,20 @@ export function createScriptRunner(client: RedisClient, opts: ScriptRunnerOption
 
 	// Runs `pipeline` followed by WAIT on the same connection (and, on Cluster,
 	// the same node): resolves with the first command's reply once `ack`
-	// replicas have everything written before it, else rejects.
-	function acknowledged(pipeline: ChainableCommander): Promise<unknown> {
+	// replicas have everything written before it, else rejects. Within the
+	// command timeout as a whole: ioredis times out each command once a node
+	// has it, but a Cluster pipeline refused during a failover is retried with no
+	// deadline (issuing answered 503 only after 3.0-3.7 s with a primary frozen;
+	// test/topology: "failover under load, REDIS_MIN_REPLICAS_ACK=1").
+	// On Cluster, a command of the pipeline resent alone after a redirection (ioredis-workarounds.ts)
+	// may have left its WAIT behind on another node: then nothing is known of the write's replicas.
+	function acknowledged(pipeline: ChainableCommander, via: RedisClient): Promise<unknown> {
 		return guard(async () => {
-			const replies = (await pipeline.wait(ack, ackTimeoutMs).exec()) ?? []
+			const resendsBefore = redirectedResends(via)
+			const replies = (await within(pipeline.wait(ack, ackTimeoutMs).exec(), COMMAND_TIMEOUT_MS)) ?? []
 			for (const [err] of replies) if (err) throw err
+			if (redirectedResends(via) !== resendsBefore)
+				throw new Error('a command was redirected while the write waited for its replicas')
 			const acked = toInt(replies.at(-1)?.[1] ?? 0)
 			if (!(acked >= ack)) throw new Error(`only ${acked} of ${ack} replicas acknowledged the write`)
 			return replies[0]?.[1]
@@ -110,14 +130,14 @@ export function createScriptRunner(client: RedisClient, opts: ScriptRunnerOption
 			const fullArgs = [...prepared.args, ...args]
 			const raw =
 				options.write && ack > 0
-					? await acknowledged(script.queue(client.pipeline(), prepared.keys, fullArgs))
+					? await acknowledged(script.queue(client.pipeline(), prepared.keys, fullArgs), client)
 					: await (options.via ?? script).run(prepared.keys, fullArgs)
 			const reply = replyOf(raw, name)
 			handOver(reply)
 			return reply
 		},
 		async replicated(via, key) {
-			if (ack > 0) await acknowledged(via.pipeline().exists(key))
+			if (ack > 0) await acknowledged(via.pipeline().exists(key), via)
 		},
 	}
 }
