@@ -8,6 +8,8 @@ export interface CancellationQueue {
 	cancel(userId: string, jti: string, reservation: string): void
 	/** Cancels still waiting. */
 	readonly pending: number
+	/** A cancel of one of `jti`'s reservations is still waiting: the budget it holds may come back. */
+	waitingFor(jti: string): boolean
 	/** Stops retrying (at shutdown). */
 	stop(): void
 }
@@ -27,6 +29,13 @@ const MAX_RETRY_MS = 5_000
  */
 export function createCancellationQueue(store: TokenStore, log: Logger): CancellationQueue {
 	const queue: { userId: string; jti: string; reservation: string }[] = []
+	/** Waiting cancels per jti. */
+	const waiting = new Map<string, number>()
+	const forget = (jti: string) => {
+		const n = (waiting.get(jti) ?? 1) - 1
+		if (n > 0) waiting.set(jti, n)
+		else waiting.delete(jti)
+	}
 	let timer: ReturnType<typeof setTimeout> | undefined
 	let delayMs = FIRST_RETRY_MS
 	let draining = false
@@ -50,6 +59,7 @@ export function createCancellationQueue(store: TokenStore, log: Logger): Cancell
 				try {
 					await store.cancel(next.userId, next.jti, next.reservation)
 					queue.shift()
+					forget(next.jti)
 					delayMs = FIRST_RETRY_MS
 				} catch (err) {
 					log.warn('could not cancel a failed request’s reservation yet; will retry', {
@@ -71,14 +81,17 @@ export function createCancellationQueue(store: TokenStore, log: Logger): Cancell
 		cancel(userId, jti, reservation) {
 			if (queue.length >= MAX_PENDING) {
 				const dropped = queue.shift()
+				if (dropped) forget(dropped.jti)
 				log.error('too many reservations waiting to be cancelled; dropping the oldest', { jti: dropped?.jti })
 			}
 			queue.push({ userId, jti, reservation })
+			waiting.set(jti, (waiting.get(jti) ?? 0) + 1)
 			schedule(0)
 		},
 		get pending() {
 			return queue.length
 		},
+		waitingFor: (jti) => waiting.has(jti),
 		stop() {
 			stopped = true
 			clearTimeout(timer)

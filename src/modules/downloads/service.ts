@@ -168,6 +168,9 @@ export function createDownloadService(deps: DownloadServiceDeps): DownloadServic
 						}
 					: null
 			const taken = await take(claims, length, asked, request.requestId)
+			// A failed request of this token left a reservation the store could not be told to give back yet
+			// (it was away): "used up" may not be the last word, so the client is told to retry, not that it is over.
+			if (taken.status === 'used_up' && cancellations.waitingFor(claims.jti)) throw new StoreUnavailableError()
 			const refusal = storeRefusal(claims, taken, length)
 			if (refusal) throw refusal
 			const budgeted = taken.status === 'ok' && taken.budgeted

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { AppError } from '../../../src/errors'
+import { AppError, StoreUnavailableError } from '../../../src/errors'
 import type { ConditionalRequest } from '../../../src/http/conditional'
 import { createDownloadService, type DownloadService } from '../../../src/modules/downloads/service'
 import { createDownloadTokenCodec } from '../../../src/modules/tokens/download-token'
@@ -12,6 +12,7 @@ import { createMemoryTokenStore } from '../../../src/store/memory'
 import type { TokenStore } from '../../../src/store/types'
 import { createIn } from '../../store/contract'
 import { captureLogger, fakeClock, TEST_SECRET } from '../../support/helpers'
+import { pollUntil } from '../../support/poll'
 
 // The download service on its own, with a store that counts its round trips:
 // what it may remember between requests, and what it must ask every time.
@@ -31,13 +32,22 @@ function setup(revokedCacheBytes?: number) {
 	const clock = fakeClock()
 	const store = createMemoryTokenStore({ clock: clock.now })
 	let takes = 0
+	/** Store faults a test turns on: a take that ran but whose answer was lost; cancels the store does not take. */
+	const faults = { takeAnswerLost: false, cancelRefused: false }
 	const counted: TokenStore = {
 		...store,
-		take: (userId, jti, bytes, options) => {
+		take: async (userId, jti, bytes, options) => {
 			takes++
-			return store.take(userId, jti, bytes, options)
+			const result = await store.take(userId, jti, bytes, options)
+			if (faults.takeAnswerLost) throw new StoreUnavailableError(new Error('the answer was lost'))
+			return result
+		},
+		cancel: async (userId, jti, reservation) => {
+			if (faults.cancelRefused) throw new StoreUnavailableError(new Error('the store is away'))
+			return store.cancel(userId, jti, reservation)
 		},
 	}
+	const cancellations = createCancellationQueue(counted, captureLogger().log)
 	const codec = createDownloadTokenCodec({ secret: TEST_SECRET, previousSecrets: [], clock: clock.now })
 	const service: DownloadService = createDownloadService({
 		codec,
@@ -45,7 +55,7 @@ function setup(revokedCacheBytes?: number) {
 		storage: createDiskStorage(root),
 		log: captureLogger().log,
 		clock: clock.now,
-		cancellations: createCancellationQueue(store, captureLogger().log),
+		cancellations,
 		...(revokedCacheBytes === undefined ? {} : { revokedCacheBytes }),
 	})
 	let n = 0
@@ -79,7 +89,7 @@ function setup(revokedCacheBytes?: number) {
 			},
 			(err: unknown) => (err instanceof AppError ? err.code : String(err)),
 		)
-	return { store, service, issue, prepare, codeOf, takes: () => takes, clock }
+	return { store, service, issue, prepare, codeOf, takes: () => takes, clock, faults, cancellations }
 }
 
 describe('download service: what it remembers', () => {
@@ -150,5 +160,31 @@ describe('download service: what it remembers', () => {
 		await off.store.revoke('u1', t.jti)
 		for (let i = 0; i < 3; i++) expect(await off.codeOf(t.token)).toBe('token_revoked')
 		expect(off.takes()).toBe(3)
+	})
+})
+
+describe('download service: a take that ran but whose answer was lost', () => {
+	test('until its cancel lands, a retry the store refuses as used up is 503 store_unavailable (try again), then the budget is back', async () => {
+		const s = setup()
+		const { token } = await s.issue({ maxUses: 1 })
+		// The store charged the one use, the answer never came: 503, and the charge is to be cancelled.
+		s.faults.takeAnswerLost = true
+		s.faults.cancelRefused = true
+		expect(await s.codeOf(token)).toBe('store_unavailable')
+		s.faults.takeAnswerLost = false
+		// The store still holds the charge and refuses the token as used up; the client is told to retry, not that it is over.
+		expect(await s.codeOf(token)).toBe('store_unavailable')
+		expect(s.cancellations.pending).toBe(1)
+		s.faults.cancelRefused = false
+		expect(
+			await pollUntil(
+				() => s.cancellations.pending,
+				(n) => n === 0,
+				3000,
+			),
+		).toBe(0)
+		expect(await s.codeOf(token)).toBe('ok')
+		// Used now for real: with nothing waiting to be given back, used up is the answer.
+		expect(await s.codeOf(token)).toBe('token_used_up')
 	})
 })
