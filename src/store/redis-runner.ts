@@ -34,9 +34,11 @@ export interface ScriptRunner {
 	): Promise<Reply>
 	/**
 	 * After a take that charged: WAIT on the connection that ran it, reached
-	 * through a keyed no-op (on Cluster, the node owning the key). Throws `StoreUnavailableError`.
+	 * through a keyed no-op (on Cluster, the node owning the key), within what
+	 * the take (begun at `takeStartedMs`, `performance.now()`) left of the
+	 * store's second: a slow take during a failover leaves WAIT only the rest. Throws `StoreUnavailableError`.
 	 */
-	replicated(via: RedisClient, key: string): Promise<void>
+	replicated(via: RedisClient, key: string, takeStartedMs: number): Promise<void>
 }
 
 /** Options of the runner: the replica acknowledgement and where events go. */
@@ -78,10 +80,17 @@ export function createScriptRunner(client: RedisClient, opts: ScriptRunnerOption
 	// test/topology: "failover under load, REDIS_MIN_REPLICAS_ACK=1").
 	// On Cluster, a command of the pipeline resent alone after a redirection (ioredis-workarounds.ts)
 	// may have left its WAIT behind on another node: then nothing is known of the write's replicas.
-	function acknowledged(pipeline: ChainableCommander, via: RedisClient): Promise<unknown> {
+	function acknowledged(
+		pipeline: ChainableCommander,
+		via: RedisClient,
+		budgetMs = COMMAND_TIMEOUT_MS,
+	): Promise<unknown> {
 		return guard(async () => {
+			if (budgetMs < 1) throw new Error('no time was left to wait for the replicas')
 			const resendsBefore = redirectedResends(via)
-			const replies = (await within(pipeline.wait(ack, ackTimeoutMs).exec(), COMMAND_TIMEOUT_MS)) ?? []
+			// WAIT's own timeout must stay above 0, which would mean forever.
+			const waitMs = Math.max(1, Math.min(ackTimeoutMs, Math.floor(budgetMs)))
+			const replies = (await within(pipeline.wait(ack, waitMs).exec(), budgetMs)) ?? []
 			for (const [err] of replies) if (err) throw err
 			if (redirectedResends(via) !== resendsBefore)
 				throw new Error('a command was redirected while the write waited for its replicas')
@@ -136,8 +145,9 @@ export function createScriptRunner(client: RedisClient, opts: ScriptRunnerOption
 			handOver(reply)
 			return reply
 		},
-		async replicated(via, key) {
-			if (ack > 0) await acknowledged(via.pipeline().exists(key), via)
+		async replicated(via, key, takeStartedMs) {
+			if (ack > 0)
+				await acknowledged(via.pipeline().exists(key), via, COMMAND_TIMEOUT_MS - (performance.now() - takeStartedMs))
 		},
 	}
 }

@@ -152,6 +152,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 				lease === undefined && cache !== undefined && trackedTake !== null && cache.client.status === 'ready'
 			const ticket = tracked ? cache.ticket() : null
 			const nowMs = clock()
+			const startedMs = performance.now()
 			const reply = await run(
 				scripts.take,
 				'take',
@@ -176,7 +177,7 @@ export function createRedisTokenStore(client: RedisClient, opts: RedisStoreOptio
 			const admitted = bytes > 0 && result.status === 'ok'
 			// What a body's take may have written (a charge, a slot, the first body's time) must reach the replicas.
 			if (admitted && (result.budgeted || lease !== undefined || options.markStart))
-				await replicated(tracked ? cache.client : client, key)
+				await replicated(tracked ? cache.client : client, key, startedMs)
 			const fillable = rememberable && (options.markStart !== true || bytes > 0)
 			if (tracked && fillable && result === UNLIMITED && options.filename !== undefined)
 				cache.fill(key, options.filename, ticket)
