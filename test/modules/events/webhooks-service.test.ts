@@ -174,8 +174,12 @@ describe('webhooks through the service', () => {
 		expect(target.requests).toEqual([])
 		expect(new Set(redirector.requests.map((x) => x.id)).size).toBe(1)
 		expect(redirector.requests.map((x) => (x.payload as StreamEvent).data.jti)).toContain(jti)
-		const metrics = await scrape(t)
 		const endpoint = endpointLabel(redirector.url)
+		const redirects = async () =>
+			(await scrape(t)).value('download_gate_webhook_attempts_total', { endpoint, outcome: 'redirect' })
+		// The receiver has an attempt before the service has read its answer and counted it (a CI run scraped 2).
+		await waitFor(async () => (await redirects()) >= 3, 3000, 'three redirects counted')
+		const metrics = await scrape(t)
 		expect(metrics.value('download_gate_webhook_attempts_total', { endpoint, outcome: 'redirect' })).toBeGreaterThan(2)
 		expect(metrics.value('download_gate_webhook_attempts_total', { endpoint, outcome: 'delivered' })).toBe(0)
 	})
@@ -193,7 +197,14 @@ describe('webhooks through the service', () => {
 		expect(before.value('download_gate_webhook_dead_letters_total', { endpoint, reason: 'max_age' })).toBe(0)
 
 		t.clock.advance(61_000)
-		await waitFor(async () => (await redis.xlen(deadKey)) === 1, 5000, 'the dead letter')
+		// Counted last, after the dead letter is written and the entry acknowledged.
+		await waitFor(
+			async () =>
+				(await scrape(t)).value('download_gate_webhook_dead_letters_total', { endpoint, reason: 'max_age' }) >= 1,
+			5000,
+			'the dead letter',
+		)
+		expect(await redis.xlen(deadKey)).toBe(1)
 		const [event] = await readStream(redis, streamKeyOf(t))
 		const raw = (await redis.call('XRANGE', deadKey, '-', '+')) as [string, string[]][]
 		const fields = raw[0]?.[1] ?? []
