@@ -260,6 +260,13 @@ describe('webhooks through the service', () => {
 		const delivered = r.requests.length - 1
 		expect(delivered).toBeGreaterThan(0)
 		expect(delivered).toBeLessThanOrEqual(10 * (Math.ceil(seconds) + 1))
+		// Counted just after the worker acknowledged them, which is what the wait above saw.
+		const throttled = async () =>
+			(await scrape(t)).value('download_gate_webhook_dropped_total', {
+				endpoint: endpointLabel(r.url),
+				reason: 'throttled',
+			})
+		await waitFor(async () => (await throttled()) >= 2000 - delivered, 2000, 'the throttled events counted')
 		const metrics = await scrape(t)
 		expect(
 			metrics.value('download_gate_webhook_dropped_total', { endpoint: endpointLabel(r.url), reason: 'throttled' }),
