@@ -29,13 +29,6 @@ const MAX_RETRY_MS = 5_000
  */
 export function createCancellationQueue(store: TokenStore, log: Logger): CancellationQueue {
 	const queue: { userId: string; jti: string; reservation: string }[] = []
-	/** Waiting cancels per jti. */
-	const waiting = new Map<string, number>()
-	const forget = (jti: string) => {
-		const n = (waiting.get(jti) ?? 1) - 1
-		if (n > 0) waiting.set(jti, n)
-		else waiting.delete(jti)
-	}
 	let timer: ReturnType<typeof setTimeout> | undefined
 	let delayMs = FIRST_RETRY_MS
 	let draining = false
@@ -59,7 +52,6 @@ export function createCancellationQueue(store: TokenStore, log: Logger): Cancell
 				try {
 					await store.cancel(next.userId, next.jti, next.reservation)
 					queue.shift()
-					forget(next.jti)
 					delayMs = FIRST_RETRY_MS
 				} catch (err) {
 					log.warn('could not cancel a failed request’s reservation yet; will retry', {
@@ -81,17 +73,16 @@ export function createCancellationQueue(store: TokenStore, log: Logger): Cancell
 		cancel(userId, jti, reservation) {
 			if (queue.length >= MAX_PENDING) {
 				const dropped = queue.shift()
-				if (dropped) forget(dropped.jti)
 				log.error('too many reservations waiting to be cancelled; dropping the oldest', { jti: dropped?.jti })
 			}
 			queue.push({ userId, jti, reservation })
-			waiting.set(jti, (waiting.get(jti) ?? 0) + 1)
 			schedule(0)
 		},
 		get pending() {
 			return queue.length
 		},
-		waitingFor: (jti) => waiting.has(jti),
+		// Asked only when the store refuses a token as used up: a scan of at most MAX_PENDING is cheap there.
+		waitingFor: (jti) => queue.some((x) => x.jti === jti),
 		stop() {
 			stopped = true
 			clearTimeout(timer)
